@@ -1,0 +1,1 @@
+//! A view of every path an image will contain, across its layers.

@@ -1,0 +1,1 @@
+//! The Kubernetes side: the CronJob manifest.

@@ -1,0 +1,1 @@
+//! Pushing images from an OCI layout to a registry.

@@ -1,0 +1,1 @@
+//! Host programs with their ELF interpreter and shared-library closure.

@@ -1,0 +1,1 @@
+//! Job files from the job directory, placed under the image workdir.

@@ -1,0 +1,1 @@
+//! Files every image needs: `/etc/passwd`, `/etc/group`, `/tmp` and the merged-/usr symlinks.

@@ -1,0 +1,354 @@
+//! The `kuul.toml` model: parsing, validation and the grammars of its values.
+//!
+//! This module is pure: apart from reading the file in [`load`], it does no
+//! I/O. Every table rejects unknown keys, and every validation error carries
+//! the dotted key path so the renderer can point at the line in the file.
+
+pub mod quantity;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The user and group id that images run as unless `image.user` says
+/// otherwise. Distroless images use the same id for their `nonroot` user.
+pub const NONROOT_ID: u32 = 65532;
+
+/// The time zone used when `job.timezone` is not set.
+pub const DEFAULT_TIMEZONE: &str = "Etc/UTC";
+
+/// The directory inside the image that holds the job files.
+pub const DEFAULT_WORKDIR: &str = "/job";
+
+/// The node label that `placement.pool` selects on, and the key of the
+/// matching toleration.
+pub const POOL_LABEL: &str = "kuul.dev/pool";
+
+/// A parsed `kuul.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub job: Job,
+    #[serde(default)]
+    pub image: Image,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// The `[job]` table: what runs and when.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// The CronJob name, a DNS-1123 label of at most 52 characters.
+    pub name: String,
+    /// A five-field cron expression or a macro such as `@daily`.
+    pub schedule: String,
+    /// An IANA time zone name; [`DEFAULT_TIMEZONE`] when absent.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// The program and its arguments. A string is one program path with no
+    /// arguments; it is never split on spaces.
+    pub command: Command,
+    /// Environment variables for the container.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `job.command`, written either as a single string or as an array.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    Program(String),
+    Argv(Vec<String>),
+}
+
+impl Command {
+    /// Returns the command as an argument vector.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Command::Program(program) => vec![program.clone()],
+            Command::Argv(argv) => argv.clone(),
+        }
+    }
+}
+
+/// The `[image]` table: what goes into the image.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// The base image. Only `scratch` is supported so far.
+    #[serde(default = "default_base")]
+    pub base: String,
+    /// Job files and directories, relative to the job directory. When absent,
+    /// every file in the job directory except `kuul.toml`, `kuul.lock` and
+    /// the `.kuul` output directory.
+    pub files: Option<Vec<String>>,
+    /// Host programs to copy with their shared libraries. A bare name is
+    /// searched on `PATH`.
+    #[serde(default)]
+    pub binaries: Vec<String>,
+    /// Symbolic links to create in the image, link path to target, such as
+    /// `"/bin/sh" = "busybox"`.
+    #[serde(default)]
+    pub symlinks: BTreeMap<String, String>,
+    /// `nonroot` (the default), `root`, a user id, or `UID:GID`.
+    pub user: Option<String>,
+    /// The working directory, where job files are placed.
+    #[serde(default = "default_workdir")]
+    pub workdir: String,
+    /// Extra labels for the image config.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The repository name below the registry prefix; the job name when
+    /// absent.
+    pub repository: Option<String>,
+    /// The tag to push; `latest` when absent. The CronJob always pins the
+    /// digest as well.
+    pub tag: Option<String>,
+}
+
+impl Default for Image {
+    fn default() -> Self {
+        Image {
+            base: default_base(),
+            files: None,
+            binaries: Vec::new(),
+            symlinks: BTreeMap::new(),
+            user: None,
+            workdir: default_workdir(),
+            labels: BTreeMap::new(),
+            repository: None,
+            tag: None,
+        }
+    }
+}
+
+/// The `[resources]` table, in Kubernetes' own shape.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default)]
+    pub requests: ResourceList,
+    #[serde(default)]
+    pub limits: ResourceList,
+}
+
+/// CPU and memory quantities, such as `cpu = "250m"` and `memory = "128Mi"`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceList {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+}
+
+/// The `[placement]` table: which nodes may run the job.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// Shorthand for a node pool: adds the node selector
+    /// `kuul.dev/pool=<pool>` and a toleration for the taint
+    /// `kuul.dev/pool=<pool>:NoSchedule`.
+    pub pool: Option<String>,
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    pub affinity: Option<Affinity>,
+}
+
+/// A Kubernetes toleration, with the API's camelCase field names.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Toleration {
+    pub key: Option<String>,
+    pub operator: Option<String>,
+    pub value: Option<String>,
+    pub effect: Option<String>,
+    pub toleration_seconds: Option<i64>,
+}
+
+/// A Kubernetes affinity, with the API's camelCase field names.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Affinity {
+    pub node_affinity: Option<NodeAffinity>,
+    pub pod_affinity: Option<PodAffinity>,
+    pub pod_anti_affinity: Option<PodAffinity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeAffinity {
+    pub required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
+    #[serde(default)]
+    pub preferred_during_scheduling_ignored_during_execution: Vec<PreferredSchedulingTerm>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeSelector {
+    pub node_selector_terms: Vec<NodeSelectorTerm>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeSelectorTerm {
+    #[serde(default)]
+    pub match_expressions: Vec<NodeSelectorRequirement>,
+    #[serde(default)]
+    pub match_fields: Vec<NodeSelectorRequirement>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeSelectorRequirement {
+    pub key: String,
+    pub operator: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PreferredSchedulingTerm {
+    pub weight: i32,
+    pub preference: NodeSelectorTerm,
+}
+
+/// Used for both `podAffinity` and `podAntiAffinity`, which share a shape.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodAffinity {
+    #[serde(default)]
+    pub required_during_scheduling_ignored_during_execution: Vec<PodAffinityTerm>,
+    #[serde(default)]
+    pub preferred_during_scheduling_ignored_during_execution: Vec<WeightedPodAffinityTerm>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodAffinityTerm {
+    pub label_selector: Option<LabelSelector>,
+    pub namespace_selector: Option<LabelSelector>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    pub topology_key: String,
+    #[serde(default)]
+    pub match_label_keys: Vec<String>,
+    #[serde(default)]
+    pub mismatch_label_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WeightedPodAffinityTerm {
+    pub weight: i32,
+    pub pod_affinity_term: PodAffinityTerm,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LabelSelector {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LabelSelectorRequirement {
+    pub key: String,
+    pub operator: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+fn default_timezone() -> String {
+    DEFAULT_TIMEZONE.to_owned()
+}
+
+fn default_base() -> String {
+    "scratch".to_owned()
+}
+
+fn default_workdir() -> String {
+    DEFAULT_WORKDIR.to_owned()
+}
+
+/// A `kuul.toml` that could not be read, parsed or validated. The display
+/// form names the file, and for each problem the line, the key, the bad value
+/// and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("failed to read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_problems(path, problems))]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+/// One thing wrong with a `kuul.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// 1-based line of the offending key or value, when known.
+    pub line: Option<usize>,
+    /// Dotted key path, such as `job.schedule`; empty for syntax errors.
+    pub key: String,
+    /// What is wrong, naming the bad value in backticks.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = String::new();
+    for (index, problem) in problems.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        out.push_str(&path.display().to_string());
+        if let Some(line) = problem.line {
+            out.push_str(&format!(":{line}"));
+        }
+        if problem.key.is_empty() {
+            out.push_str(&format!(": {}", problem.message));
+        } else {
+            out.push_str(&format!(": `{}`: {}", problem.key, problem.message));
+        }
+        if let Some(hint) = &problem.hint {
+            out.push_str(&format!("\n  hint: {hint}"));
+        }
+    }
+    out
+}
+
+/// Reads and validates the `kuul.toml` at `path`.
+pub fn load(path: &Path) -> Result<Spec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates `text`; `path` is used only in error messages.
+pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
+    let spec: Spec = toml::from_str(text).map_err(|error| SpecError::Invalid {
+        path: path.to_owned(),
+        problems: vec![Problem {
+            line: None,
+            key: String::new(),
+            message: error.message().to_owned(),
+            hint: None,
+        }],
+    })?;
+    Ok(spec)
+}
