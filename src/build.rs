@@ -1,1 +1,352 @@
 //! The build pipeline: `kuul.toml` to layers to an image in an OCI layout.
+//!
+//! Layers are ordered slowest-changing first, so that editing a script
+//! changes only the last layer: system files, then host binaries and links,
+//! then job files.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::image::layout::Layout;
+use crate::image::tree::ImageTree;
+use crate::image::{self, BuiltImage, ImageSettings};
+use crate::report::Reporter;
+use crate::sources::{self, Content, Entry, EntryKind, LayerContent};
+use crate::spec::{self, Spec};
+
+/// The `PATH` every image starts with; directories of host binaries outside
+/// it are appended.
+pub const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The file in a job directory that describes the job.
+pub const SPEC_FILE: &str = "kuul.toml";
+
+/// Where `kuul build` writes the OCI layout, relative to the job directory.
+pub const DEFAULT_LAYOUT: &str = ".kuul/oci";
+
+/// Inputs of a build besides the job directory.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The OCI layout directory; [`DEFAULT_LAYOUT`] under the job directory
+    /// when `None`.
+    pub layout_dir: Option<PathBuf>,
+    /// Creation time and file mtime in seconds since the Unix epoch.
+    pub created: i64,
+    /// The build machine's `PATH`, searched for bare binary names.
+    pub search_path: OsString,
+}
+
+/// A finished build.
+#[derive(Debug)]
+pub struct Build {
+    pub spec: Spec,
+    pub layout: Layout,
+    pub image: BuiltImage,
+    /// The tag the image carries in the layout and in the registry.
+    pub tag: String,
+    /// The container command; see [`container_command`].
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Source(#[from] sources::SourceError),
+    #[error(transparent)]
+    Tree(#[from] image::tree::TreeError),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    #[error("{message}\nhint: {hint}")]
+    Command { message: String, hint: String },
+}
+
+/// Builds the job in `job_dir` into an OCI layout and tags it there.
+pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) -> Result<Build, BuildError> {
+    let spec = spec::load(&job_dir.join(SPEC_FILE))?;
+    let (uid, gid) = spec.image.user_ids();
+    let architecture = host_architecture();
+
+    reporter.step("collect files");
+    let layers = collect_layers(&spec, job_dir, options, uid, gid, architecture)?;
+
+    let mut tree = ImageTree::new();
+    let mut normalized = Vec::with_capacity(layers.len());
+    for layer in layers {
+        normalized.push(tree.add_layer(layer)?);
+    }
+
+    let path_var = image_path_var(&spec.image.binaries, &options.search_path);
+    let program = resolve_program(&spec, &tree, &path_var)?;
+    check_interpreter(&tree, &program, &path_var)?;
+    let command = container_command(&spec, job_dir);
+
+    let settings = image_settings(&spec, &command, &path_var, uid, gid, options.created, architecture);
+    let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
+    let layout = Layout::open_or_create(&layout_dir)?;
+    let built = image::build(&layout, &normalized, &settings, reporter)?;
+
+    let tag = spec.image.tag.clone().unwrap_or_else(|| "latest".to_owned());
+    layout.tag(&built, &tag)?;
+
+    Ok(Build { spec, layout, image: built, tag, command })
+}
+
+fn collect_layers(
+    spec: &Spec,
+    job_dir: &Path,
+    options: &BuildOptions,
+    uid: u32,
+    gid: u32,
+    architecture: &str,
+) -> Result<Vec<LayerContent>, BuildError> {
+    let mut layers = vec![LayerContent {
+        description: "system files".to_owned(),
+        entries: sources::system_files::collect(uid, gid, architecture),
+    }];
+
+    let mut binaries = sources::host_binaries::collect(&spec.image.binaries, &options.search_path)?;
+    binaries.extend(
+        spec.image
+            .symlinks
+            .iter()
+            .map(|(link, target)| Entry::symlink(link.clone(), target.clone())),
+    );
+    if !binaries.is_empty() {
+        layers.push(LayerContent { description: "host binaries".to_owned(), entries: binaries });
+    }
+
+    let job_files = sources::job_files::collect(job_dir, spec.image.files.as_deref(), &spec.image.workdir, uid, gid)?;
+    layers.push(LayerContent { description: "job files".to_owned(), entries: job_files });
+    Ok(layers)
+}
+
+/// The image's `PATH`: [`BASE_PATH`] plus the directory of every host binary
+/// that is not already on it, in the order the binaries are listed.
+fn image_path_var(binaries: &[String], search_path: &OsString) -> String {
+    let mut directories: Vec<String> = BASE_PATH.split(':').map(str::to_owned).collect();
+    for binary in binaries {
+        let located = if binary.starts_with('/') {
+            Some(PathBuf::from(binary))
+        } else {
+            std::env::split_paths(search_path).map(|dir| dir.join(binary)).find(|path| path.is_file())
+        };
+        let Some(parent) = located.as_deref().and_then(Path::parent).and_then(Path::to_str) else {
+            continue;
+        };
+        let parent = parent.to_owned();
+        if !directories.contains(&parent) && !is_merged_alias(&parent, &directories) {
+            directories.push(parent);
+        }
+    }
+    directories.join(":")
+}
+
+/// Whether `dir` is `/bin`, `/sbin` or `/lib…` whose `/usr` twin is already
+/// listed: the image's merged-/usr symlinks make them the same directory.
+fn is_merged_alias(dir: &str, directories: &[String]) -> bool {
+    ["/bin", "/sbin"].contains(&dir) && directories.contains(&format!("/usr{dir}"))
+}
+
+/// Returns `job.command` as the container runs it: a relative program path
+/// (`./run.sh`, `bin/run`) becomes absolute under the workdir, and a bare
+/// name is kept for the runtime to find on the image's `PATH`, unless it
+/// names a job file, which is placed under the workdir.
+pub fn container_command(spec: &Spec, job_dir: &Path) -> Vec<String> {
+    let mut argv = spec.job.command.argv();
+    let program = &argv[0];
+    if !program.starts_with('/') && (program.contains('/') || job_dir.join(program).is_file()) {
+        argv[0] = workdir_path(spec, program);
+    }
+    argv
+}
+
+fn workdir_path(spec: &Spec, relative: &str) -> String {
+    let workdir = spec.image.workdir.trim_end_matches('/');
+    format!("{workdir}/{}", relative.trim_start_matches("./"))
+}
+
+/// Resolves `job.command[0]` to an absolute path inside the image, as the
+/// container runtime will: see [`container_command`], then a bare name is
+/// looked up on the image's `PATH` the way `execvp` does.
+fn resolve_program(spec: &Spec, tree: &ImageTree, path_var: &str) -> Result<String, BuildError> {
+    let program = spec.job.command.argv().swap_remove(0);
+    let in_workdir = workdir_path(spec, &program);
+
+    let resolved = if program.starts_with('/') {
+        Some(program.clone())
+    } else if program.contains('/') || tree.contains(&in_workdir) {
+        Some(in_workdir)
+    } else {
+        path_var.split(':').map(|dir| format!("{dir}/{program}")).find(|path| tree.contains(path))
+    };
+
+    let Some(resolved) = resolved.filter(|path| tree.contains(path)) else {
+        return Err(BuildError::Command {
+            message: format!("command `{program}` from `job.command` is not in the image"),
+            hint: format!(
+                "list the script in `image.files` (it is placed under `{}`), or add the program to `image.binaries`",
+                spec.image.workdir
+            ),
+        });
+    };
+
+    let (_, entry) = tree.resolve(&resolved).expect("contains() checked the path");
+    if entry.mode & 0o111 == 0 {
+        return Err(BuildError::Command {
+            message: format!("command `{resolved}` is not executable"),
+            hint: "run `chmod +x` on the script in the job directory".to_owned(),
+        });
+    }
+    Ok(resolved)
+}
+
+/// Checks that the program's interpreter exists in the image: the `#!` line
+/// of a script (including `#!/usr/bin/env NAME`) or the ELF interpreter of a
+/// dynamically linked program. A missing interpreter would otherwise only
+/// show up when the CronJob runs, as `exec format error` or `no such file`.
+fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str) -> Result<(), BuildError> {
+    let (resolved, entry) = tree.resolve(program).expect("resolve_program() checked the path");
+    let head = read_head(entry).map_err(|error| BuildError::Command {
+        message: format!("failed to read command `{resolved}`: {error}"),
+        hint: "check that the file is readable".to_owned(),
+    })?;
+
+    if let Some(line) = head.strip_prefix(b"#!") {
+        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line);
+        let mut words = line.split_whitespace();
+        let interpreter = words.next().unwrap_or_default().to_owned();
+        if interpreter.is_empty() {
+            return Err(missing_interpreter(program, "(empty)", "write an interpreter after `#!`, such as `#!/bin/sh`"));
+        }
+        if !tree.contains(&interpreter) {
+            return Err(missing_interpreter(program, &interpreter, &interpreter_hint(&interpreter)));
+        }
+        if interpreter.rsplit('/').next() == Some("env") {
+            let name = words.find(|word| !word.starts_with('-')).unwrap_or_default();
+            let found = name.contains('/') && tree.contains(name)
+                || path_var.split(':').any(|dir| tree.contains(&format!("{dir}/{name}")));
+            if name.is_empty() || !found {
+                return Err(missing_interpreter(
+                    program,
+                    &format!("{interpreter} {name}"),
+                    &format!("`{name}` must be on the image PATH `{path_var}`; add it to `image.binaries`"),
+                ));
+            }
+        }
+        return Ok(());
+    }
+
+    if head.starts_with(b"\x7fELF") {
+        if let Some(interpreter) = elf_interpreter(entry) {
+            if !tree.contains(&interpreter) {
+                return Err(missing_interpreter(
+                    program,
+                    &interpreter,
+                    "add the program to `image.binaries` so kuul copies its loader and libraries",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn missing_interpreter(program: &str, interpreter: &str, hint: &str) -> BuildError {
+    BuildError::Command {
+        message: format!("interpreter `{interpreter}` of command `{program}` is not in the image"),
+        hint: hint.to_owned(),
+    }
+}
+
+fn interpreter_hint(interpreter: &str) -> String {
+    let name = interpreter.rsplit('/').next().unwrap_or(interpreter);
+    match name {
+        "sh" | "ash" => format!(
+            "add `busybox` to `image.binaries` and `\"{interpreter}\" = \"busybox\"` to `[image.symlinks]`, or add `dash` to `image.binaries`"
+        ),
+        _ => format!("add `{name}` to `image.binaries`, or change the `#!` line to a program the image has"),
+    }
+}
+
+/// Reads the first bytes of a file entry: enough for a `#!` line.
+fn read_head(entry: &Entry) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    match &entry.kind {
+        EntryKind::File { content: Content::Inline(bytes), .. } => {
+            head.extend_from_slice(&bytes[..bytes.len().min(512)]);
+        }
+        EntryKind::File { content: Content::Host(path), .. } => {
+            std::fs::File::open(path)?.take(512).read_to_end(&mut head)?;
+        }
+        _ => {}
+    }
+    Ok(head)
+}
+
+fn elf_interpreter(entry: &Entry) -> Option<String> {
+    let EntryKind::File { content, .. } = &entry.kind else {
+        return None;
+    };
+    let bytes = match content {
+        Content::Inline(bytes) => bytes.clone(),
+        Content::Host(path) => std::fs::read(path).ok()?,
+    };
+    let elf = goblin::elf::Elf::parse(&bytes).ok()?;
+    elf.interpreter.map(str::to_owned)
+}
+
+fn image_settings(
+    spec: &Spec,
+    command: &[String],
+    path_var: &str,
+    uid: u32,
+    gid: u32,
+    created: i64,
+    architecture: &str,
+) -> ImageSettings {
+    let mut env = vec![format!("PATH={path_var}")];
+    match uid {
+        0 => env.push("HOME=/root".to_owned()),
+        spec::NONROOT_ID => env.push("HOME=/home/nonroot".to_owned()),
+        _ => {}
+    }
+
+    let mut labels = spec.image.labels.clone();
+    labels.insert("dev.kuul.job".to_owned(), spec.job.name.clone());
+
+    let created_text = jiff::Timestamp::from_second(created)
+        .map(|timestamp| timestamp.to_string())
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned());
+    let mut annotations = std::collections::BTreeMap::new();
+    annotations.insert("org.opencontainers.image.title".to_owned(), spec.job.name.clone());
+    annotations.insert("org.opencontainers.image.created".to_owned(), created_text);
+
+    ImageSettings {
+        entrypoint: command.to_vec(),
+        env,
+        user: format!("{uid}:{gid}"),
+        workdir: spec.image.workdir.clone(),
+        labels,
+        annotations,
+        created,
+        architecture: architecture.to_owned(),
+        os: "linux".to_owned(),
+    }
+}
+
+/// The build machine's architecture in the names OCI uses (GOARCH).
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}

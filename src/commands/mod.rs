@@ -1,13 +1,100 @@
-//! One module per CLI command.
+//! One module per CLI command. Each turns parsed arguments into calls on the
+//! library and prints the result; progress goes to stderr through
+//! [`StderrReporter`].
 
-use crate::cli::Cli;
+mod build;
+mod check;
+mod init;
+mod manifest;
+mod publish;
+
+use crate::cli::{Cli, Command};
+use crate::report::Reporter;
 
 /// Runs the command that `cli` names.
-pub fn run(_cli: Cli) -> anyhow::Result<()> {
-    Ok(())
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Build(args) => build::run(args),
+        Command::Publish(args) => publish::run(args),
+        Command::Manifest(args) => manifest::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Init(args) => init::run(args),
+    }
 }
 
-/// Prints an error chain to stderr, once.
+/// Prints an error and its causes to stderr, once, as `error: …` followed
+/// by any `hint: …` lines the messages carry.
 pub fn print_error(error: &anyhow::Error) {
     eprintln!("error: {error:#}");
+}
+
+/// Writes progress to stderr as plain lines, one per event, so the output
+/// reads the same on a terminal and in CI logs.
+pub struct StderrReporter;
+
+impl Reporter for StderrReporter {
+    fn step(&self, message: &str) {
+        eprintln!("  {message}");
+    }
+
+    fn blob_uploaded(&self, digest: &str, bytes: u64) {
+        eprintln!("  uploaded {} ({})", short_digest(digest), human_bytes(bytes));
+    }
+
+    fn blob_skipped(&self, digest: &str, bytes: u64) {
+        eprintln!("  exists   {} ({})", short_digest(digest), human_bytes(bytes));
+    }
+
+    fn warning(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// The first 12 hex digits of a `sha256:` digest, as `docker images` shows.
+pub(crate) fn short_digest(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+/// A byte count in binary units with one decimal, such as `1.5 MiB`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// The build options shared by `build` and `publish`.
+pub(crate) fn build_options(options: &crate::cli::BuildOptions) -> anyhow::Result<crate::build::BuildOptions> {
+    let created = options.source_date_epoch.unwrap_or(0);
+    anyhow::ensure!(
+        jiff::Timestamp::from_second(created).is_ok(),
+        "invalid `SOURCE_DATE_EPOCH` `{created}`: out of range\nhint: give seconds since 1970-01-01 UTC"
+    );
+    Ok(crate::build::BuildOptions {
+        layout_dir: options.layout.clone(),
+        created,
+        search_path: std::env::var_os("PATH").unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_uses_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+
+    #[test]
+    fn short_digest_keeps_twelve_hex_digits() {
+        assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
+    }
 }

@@ -1,0 +1,82 @@
+//! `kuul build`: build the image into an OCI layout.
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::{StderrReporter, build_options, human_bytes, short_digest};
+use crate::build::Build;
+use crate::cli::{BuildArgs, SummaryFormat};
+
+pub fn run(args: BuildArgs) -> anyhow::Result<()> {
+    let options = build_options(&args.build)?;
+    let job_dir = &args.build.job_dir;
+    eprintln!("building {}", job_dir.display());
+    let build = crate::build::build(job_dir, &options, &StderrReporter)
+        .with_context(|| format!("failed to build `{}`", job_dir.display()))?;
+
+    if let Some(tarball) = &args.tarball {
+        let repo_tag = format!("{}:{}", repository_name(&build), build.tag);
+        crate::image::archive::write_docker_archive(&build.layout, &build.image, &repo_tag, tarball)
+            .with_context(|| format!("failed to write the image archive `{}`", tarball.display()))?;
+        eprintln!("wrote {} ({repo_tag})", tarball.display());
+    }
+
+    match args.output {
+        SummaryFormat::Text => print!("{}", text_summary(&build)),
+        SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(&json_summary(&build))?),
+    }
+    Ok(())
+}
+
+/// The repository name the image would have in a registry, without the
+/// registry prefix: `image.repository` or the job name.
+pub(crate) fn repository_name(build: &Build) -> String {
+    build.spec.image.repository.clone().unwrap_or_else(|| build.spec.job.name.clone())
+}
+
+fn text_summary(build: &Build) -> String {
+    let image = &build.image;
+    let mut out = format!(
+        "built {}:{} in {}\ndigest  {}\nsize    {} ({} bytes)\nlayers  {}\n",
+        repository_name(build),
+        build.tag,
+        build.layout.dir().display(),
+        image.manifest.digest,
+        human_bytes(image.total_size()),
+        image.total_size(),
+        image.layers.len(),
+    );
+    for layer in &image.layers {
+        out.push_str(&format!(
+            "  {}  {:>10}  {} ({} entries)\n",
+            short_digest(&layer.descriptor.digest),
+            human_bytes(layer.descriptor.size),
+            layer.description,
+            layer.entries,
+        ));
+    }
+    out
+}
+
+fn json_summary(build: &Build) -> serde_json::Value {
+    let layers: Vec<_> = build
+        .image
+        .layers
+        .iter()
+        .map(|layer| {
+            json!({
+                "digest": layer.descriptor.digest,
+                "size": layer.descriptor.size,
+                "description": layer.description,
+                "entries": layer.entries,
+            })
+        })
+        .collect();
+    json!({
+        "digest": build.image.manifest.digest,
+        "size": build.image.total_size(),
+        "layout": build.layout.dir(),
+        "tag": build.tag,
+        "layers": layers,
+    })
+}

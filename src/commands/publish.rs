@@ -1,0 +1,63 @@
+//! `kuul publish`: build, push, and print the CronJob.
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::build::repository_name;
+use super::{StderrReporter, build_options, human_bytes};
+use crate::cli::{ManifestFormat, PublishArgs};
+use crate::registry::push::{PushOptions, push};
+use crate::registry::reference::Target;
+
+pub fn run(args: PublishArgs) -> anyhow::Result<()> {
+    let options = build_options(&args.build)?;
+    let job_dir = &args.build.job_dir;
+
+    eprintln!("building {}", job_dir.display());
+    let build = crate::build::build(job_dir, &options, &StderrReporter)
+        .with_context(|| format!("failed to build `{}`", job_dir.display()))?;
+
+    let target = Target::from_prefix(&args.registry, &repository_name(&build), &build.tag)?;
+    eprintln!("pushing to {}/{}:{}", target.registry, target.repository, target.tag);
+    let push_options = PushOptions { insecure_registries: args.insecure_registries.clone() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let outcome = runtime.block_on(push(build.layout.dir(), &build.image, &target, &push_options, &StderrReporter))?;
+
+    eprintln!("pushed {}", outcome.reference);
+    eprintln!(
+        "uploaded {} bytes ({}) in {} blobs, {} blobs already present",
+        outcome.bytes_uploaded,
+        human_bytes(outcome.bytes_uploaded),
+        outcome.blobs_uploaded,
+        outcome.blobs_skipped,
+    );
+
+    let cronjob = crate::k8s::manifest::cronjob(&build.spec, &outcome.reference, &build.command);
+    let rendered = match args.output {
+        ManifestFormat::Yaml => crate::k8s::manifest::to_yaml(&cronjob),
+        ManifestFormat::Json => {
+            let summary = json!({
+                "image": outcome.reference,
+                "digest": outcome.digest,
+                "bytes_uploaded": outcome.bytes_uploaded,
+                "blobs_uploaded": outcome.blobs_uploaded,
+                "blobs_skipped": outcome.blobs_skipped,
+                "cronjob": serde_json::to_value(&cronjob)?,
+            });
+            format!("{}\n", serde_json::to_string_pretty(&summary)?)
+        }
+    };
+
+    match &args.manifest {
+        Some(path) => {
+            std::fs::write(path, crate::k8s::manifest::to_yaml(&cronjob))
+                .with_context(|| format!("failed to write the manifest `{}`", path.display()))?;
+            eprintln!("wrote {}", path.display());
+            if args.output == ManifestFormat::Json {
+                print!("{rendered}");
+            }
+        }
+        None => print!("{rendered}"),
+    }
+    Ok(())
+}
