@@ -89,9 +89,15 @@ pub fn cronjob(spec: &Spec, image: &str, command: &[String]) -> CronJob {
 ///
 /// Strings that a YAML 1.1 parser would read as another type (`yes`, `on`,
 /// `0755`, `1e3`) are quoted, so Go-based tools such as kubectl read them back
-/// as strings.
+/// as strings. Multi-line strings, such as a `sh -c` script, are written as
+/// literal blocks, and long single-line strings stay on one line so an image
+/// reference can be found with `grep`.
 pub fn to_yaml(cronjob: &CronJob) -> String {
-    serde_saphyr::to_string(cronjob).expect("a CronJob has only string map keys and serializes")
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.folded_wrap_chars = usize::MAX;
+
+    serde_saphyr::to_string_with_options(cronjob, options)
+        .expect("a CronJob has only string map keys and serializes")
 }
 
 /// Serializes `cronjob` as pretty-printed JSON.
@@ -893,6 +899,42 @@ mod tests {
                 "env value `{value}` is not quoted in:\n{yaml}"
             );
         }
+    }
+
+    #[test]
+    fn yaml_keeps_long_image_on_one_line() {
+        let image = format!(
+            "127.0.0.1:5000/{}/pg-backup:v1@sha256:{}",
+            "team".repeat(10),
+            "ab".repeat(32)
+        );
+
+        let yaml = to_yaml(&cronjob(
+            &parse_spec(""),
+            &image,
+            &["/job/backup.sh".to_owned()],
+        ));
+
+        assert!(
+            yaml.contains(&format!("image: {image}\n")),
+            "image is not on one line:\n{yaml}"
+        );
+    }
+
+    #[test]
+    fn yaml_writes_multiline_argument_as_literal_block() {
+        let command = [
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "set -eu\necho done\n".to_owned(),
+        ];
+
+        let yaml = to_yaml(&cronjob(&parse_spec(""), IMAGE, &command));
+
+        assert!(
+            yaml.contains("- |\n              set -eu\n              echo done\n"),
+            "no literal block in:\n{yaml}"
+        );
     }
 
     #[test]
