@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use kuul::k8s::{cronjob, to_json, to_yaml};
 use serde_json::Value;
 
-/// The schema version to validate against; it matches k8s-openapi's `v1_33`
+/// The schema version to validate against. It matches k8s-openapi's `v1_33`
 /// feature, the oldest API version kuul supports.
 const KUBERNETES_VERSION: &str = "1.33";
 
@@ -99,7 +99,7 @@ fn build_cronjob(toml: &str) -> k8s_openapi::api::batch::v1::CronJob {
         "/bin/sh".to_owned(),
         "-c".to_owned(),
         "set -eu\n/job/run.sh \"$@\"\n".to_owned(),
-        "a long argument with spaces that is longer than eighty characters, so a YAML writer may fold it"
+        "a long argument with spaces that is longer than eighty characters, long enough that a YAML writer could fold it"
             .to_owned(),
     ];
     cronjob(&spec, IMAGE, &command)

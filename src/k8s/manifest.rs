@@ -27,7 +27,8 @@ pub const HISTORY_LIMIT: i32 = 3;
 /// How many times a failed run is retried, each retry in a new pod.
 pub const BACKOFF_LIMIT: i32 = 2;
 
-/// How late, in seconds, a missed run may still start.
+/// The deadline, in seconds after its scheduled time, for starting a missed
+/// run.
 // TODO: derive it as min(3600, half the shortest interval between runs) once
 // `spec::schedule` can compute that interval.
 pub const STARTING_DEADLINE_SECONDS: i64 = 300;
@@ -35,7 +36,8 @@ pub const STARTING_DEADLINE_SECONDS: i64 = 300;
 /// The name of the emptyDir volume mounted at [`TMP_PATH`].
 pub const TMP_VOLUME: &str = "tmp";
 
-/// The writable scratch directory; the root filesystem is read-only.
+/// The writable scratch directory, needed because the root filesystem is
+/// read-only.
 pub const TMP_PATH: &str = "/tmp";
 
 /// Builds the CronJob that runs `image` on the schedule in `spec`.
@@ -243,7 +245,7 @@ fn runtime_default_seccomp() -> core::SeccompProfile {
     }
 }
 
-/// Converts `[resources]`; `None` when it sets no quantity at all.
+/// Converts `[resources]`, or returns `None` when it sets no quantity.
 fn resources(resources: &spec::Resources) -> Option<core::ResourceRequirements> {
     let requests = resource_list(&resources.requests);
     let limits = resource_list(&resources.limits);
@@ -269,7 +271,7 @@ fn resource_list(list: &spec::ResourceList) -> Option<BTreeMap<String, Quantity>
     non_empty_map(quantities)
 }
 
-/// Merges `placement.node_selector` with the pool label; the pool wins when
+/// Merges `placement.node_selector` with the pool label. The pool wins when
 /// both set [`POOL_LABEL`].
 fn node_selector(placement: &spec::Placement) -> Option<BTreeMap<String, String>> {
     let mut selector = placement.node_selector.clone();
@@ -308,8 +310,8 @@ fn toleration(toleration: &spec::Toleration) -> core::Toleration {
     }
 }
 
-// The conversions below copy every field of the spec's affinity types; an
-// empty list or map becomes `None` so it is left out of the manifest.
+// The conversions below copy every field of the spec's affinity types. An
+// empty list or map becomes `None`, so it is left out of the manifest.
 
 fn affinity(affinity: &spec::Affinity) -> core::Affinity {
     core::Affinity {
@@ -775,7 +777,7 @@ mod tests {
         assert_eq!(manifest.pointer(&format!("{POD}/nodeSelector")), None);
     }
 
-    /// An affinity in the API's JSON shape that sets every field of the
+    /// Builds an affinity in the API's JSON shape that sets every field of the
     /// spec's affinity types, each list and map with at least one entry.
     fn full_affinity_json() -> Value {
         let node_term = json!({
