@@ -1,1 +1,5 @@
 //! The Kubernetes side: the CronJob manifest.
+
+pub mod manifest;
+
+pub use manifest::{cronjob, to_json, to_yaml};
