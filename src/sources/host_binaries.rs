@@ -541,10 +541,10 @@ fn interpreter_program(interpreter: &str) -> String {
     let mut words = interpreter.split_whitespace();
     let first = words.next().unwrap_or_default();
 
-    if first.rsplit('/').next() == Some("env") {
-        if let Some(program) = words.find(|word| !word.starts_with('-')) {
-            return program.to_string();
-        }
+    if first.rsplit('/').next() == Some("env")
+        && let Some(program) = words.find(|word| !word.starts_with('-'))
+    {
+        return program.to_string();
     }
     first.to_string()
 }
