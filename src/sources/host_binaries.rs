@@ -4,7 +4,7 @@
 //! the loading object and of the objects that loaded it (only when the
 //! loading object has no DT_RUNPATH), the loading object's DT_RUNPATH,
 //! `/etc/ld.so.cache`, then the default directories. `LD_LIBRARY_PATH` is not
-//! used, because the build machine's environment says nothing about the
+//! used, because the build machine's environment does not describe the
 //! container that runs the image.
 //!
 //! Every path is added as the host has it: each symlink met on the way,
@@ -32,7 +32,8 @@ use super::{Content, Entry, EntryKind, SourceError};
 /// The cache that `ldconfig` writes on the build machine.
 pub const DEFAULT_LD_CACHE: &str = "/etc/ld.so.cache";
 
-/// Where Debian's PostgreSQL packages install their versioned programs.
+/// The directory where Debian's PostgreSQL packages install their
+/// versioned programs.
 const POSTGRESQL_LIB_DIR: &str = "/usr/lib/postgresql";
 
 /// The number of symlinks followed in one path before giving up, as Linux
@@ -45,7 +46,7 @@ const ELF_MAGIC: &[u8] = b"\x7fELF";
 /// shared libraries it needs, sorted by path and without duplicates.
 ///
 /// A name without `/` is searched on `search_path` (the host `PATH`) as
-/// `execvp` does; a path is used as it is.
+/// `execvp` does. A name containing `/` is used as it is.
 pub fn collect(binaries: &[String], search_path: &OsStr) -> Result<Vec<Entry>, SourceError> {
     collect_with_ld_cache(binaries, search_path, Path::new(DEFAULT_LD_CACHE))
 }
@@ -146,7 +147,8 @@ impl Abi {
     }
 
     /// The Debian multiarch triplet, the `$PLATFORM` value and the ld.so
-    /// cache flags for this ABI, when kuul knows them.
+    /// cache flags for this ABI, or `None` for an ABI missing from the
+    /// table below.
     ///
     /// NOTE: 32-bit ARM and RISC-V assume the hard-float ABI, and `$PLATFORM`
     /// is the generic name even where `ld.so` may pick a CPU-specific one.
@@ -170,11 +172,11 @@ impl Abi {
         })
     }
 
-    /// The directories `ld.so` searches last: the multiarch ones, the
+    /// Returns the directories `ld.so` searches last: the multiarch ones, the
     /// `lib64` ones for 64-bit programs, then `/lib` and `/usr/lib`.
     ///
     /// NOTE: Debian's `ld.so` (glibc 2.36) does not search `/lib64` and
-    /// `/usr/lib64`; they are here for distributions that install into them.
+    /// `/usr/lib64`. They are here for distributions that install into them.
     fn default_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
         if let Some(names) = self.names() {
@@ -259,8 +261,8 @@ struct LoadedObject {
     /// The value of `$ORIGIN` for this object's search paths.
     origin: PathBuf,
     info: ElfInfo,
-    /// Index of the object whose DT_NEEDED entry loaded this one; `None`
-    /// for the program and its interpreter.
+    /// Index of the object whose DT_NEEDED entry loaded this one. It is
+    /// `None` for the program and its interpreter.
     loader: Option<usize>,
 }
 
@@ -342,8 +344,8 @@ fn resolve_closure(program: &Path, cache: Option<&LdCache>) -> Result<Vec<PathBu
     Ok(objects.into_iter().map(|object| object.path).collect())
 }
 
-/// Reads the program itself. A file that is not ELF gets an error that
-/// says what it is, and for a script, which program really runs.
+/// Reads the program itself. A file that is not ELF gets an error naming
+/// what it is and, for a script, the program that really runs.
 fn read_program(path: &Path) -> Result<ElfInfo, SourceError> {
     let bytes = fs::read(path).map_err(|source| SourceError::io(path, source))?;
 
@@ -443,8 +445,8 @@ fn read_candidate(path: &Path, abi: Abi) -> Result<Option<ElfInfo>, SourceError>
 
 /// Expands each element of an RPATH or RUNPATH list. Elements that are
 /// empty, stay relative or contain a token that cannot be expanded are
-/// dropped: a relative element would depend on the working directory of
-/// the job.
+/// dropped, because a relative element would depend on the working
+/// directory of the job.
 fn expand_search_path(elements: &[String], origin: &Path, abi: Abi) -> Vec<PathBuf> {
     elements
         .iter()
@@ -570,12 +572,12 @@ fn pg_wrapper_hint(path: &Path) -> String {
 
     match newest_postgresql_program(Path::new(POSTGRESQL_LIB_DIR), &name) {
         Some(real) => format!(
-            "`{}` is Debian's pg_wrapper, which picks a PostgreSQL version at run time; list `{}` in `image.binaries` instead",
+            "`{}` is Debian's pg_wrapper, which picks a PostgreSQL version at run time, so list `{}` in `image.binaries` instead",
             path.display(),
             real.display()
         ),
         None => format!(
-            "`{}` is Debian's pg_wrapper; install a PostgreSQL client package and list `{POSTGRESQL_LIB_DIR}/<version>/bin/{name}` in `image.binaries`",
+            "`{}` is Debian's pg_wrapper, so install a PostgreSQL client package and list `{POSTGRESQL_LIB_DIR}/<version>/bin/{name}` in `image.binaries`",
             path.display()
         ),
     }
@@ -730,8 +732,8 @@ mod tests {
         matches!(entry.kind, EntryKind::File { .. })
     }
 
-    /// The canonical paths of the libraries that the real `ld.so` loads for
-    /// `program`, from `ldd`.
+    /// Returns the canonical paths of the libraries that the real `ld.so`
+    /// loads for `program`, as `ldd` lists them.
     fn ldd_libraries(program: &str) -> Vec<PathBuf> {
         let output = Command::new("ldd").arg(program).output().expect("ldd runs");
         assert!(output.status.success(), "ldd {program} failed");
@@ -745,7 +747,7 @@ mod tests {
             .collect()
     }
 
-    /// The canonical host paths of every file entry.
+    /// Returns the canonical host paths of every file entry.
     fn real_files(entries: &[Entry]) -> HashSet<PathBuf> {
         entries
             .iter()

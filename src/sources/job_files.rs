@@ -92,7 +92,7 @@ fn normalize_workdir(workdir: &str) -> Result<String, SourceError> {
 /// the job directory itself.
 type RelPath = Vec<String>;
 
-/// What a path resolution started from, for error messages.
+/// The start of a path resolution, named in error messages.
 enum Origin<'a> {
     /// A path listed in `image.files`.
     Listed(&'a str),
@@ -334,7 +334,7 @@ impl Collector<'_> {
             })
     }
 
-    /// The path inside the image: `<workdir>/<rel>`.
+    /// Returns the path inside the image, `<workdir>/<rel>`.
     fn image_path(&self, rel: &[String]) -> String {
         if self.workdir == "/" {
             format!("/{}", rel.join("/"))
@@ -343,7 +343,7 @@ impl Collector<'_> {
         }
     }
 
-    /// The path relative to the job directory, as users write it in
+    /// Returns the path relative to the job directory, as users write it in
     /// `image.files`.
     fn display_path(&self, rel: &[String]) -> String {
         rel.join("/")

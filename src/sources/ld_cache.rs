@@ -45,12 +45,12 @@ pub struct CacheEntry {
     pub key: String,
     /// The path `ldconfig` found it at, such as `/lib/x86_64-linux-gnu/libc.so.6`.
     pub value: String,
-    /// Zero for the baseline library; non-zero for a variant that `ld.so`
-    /// loads only on CPUs with the matching features.
+    /// CPU feature bits. Zero marks the baseline library, and any other
+    /// value a variant that `ld.so` loads only on CPUs with those features.
     pub hwcap: u64,
 }
 
-/// Why a cache file could not be read.
+/// An error from reading a cache file.
 #[derive(Debug, thiserror::Error)]
 pub enum LdCacheError {
     #[error("failed to read ld.so cache `{path}`: {source}")]

@@ -9,7 +9,7 @@ pub mod system_files;
 
 use std::path::PathBuf;
 
-/// Why a source could not produce its entries.
+/// An error from collecting the entries of a source.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("failed to read `{}`: {source}", path.display())]
@@ -49,13 +49,13 @@ pub enum SourceError {
     #[error("`{path}` is a script run by `{interpreter}`, not an ELF executable\nhint: {hint}")]
     Script { path: String, interpreter: String, hint: String },
 
-    #[error("`{path}` is not an ELF executable\nhint: `image.binaries` takes compiled programs; put other files in the job directory")]
+    #[error("`{path}` is not an ELF executable\nhint: `image.binaries` takes compiled programs, so put other files in the job directory")]
     NotElf { path: String },
 
     #[error("failed to parse ELF file `{path}`: {reason}")]
     InvalidElf { path: String, reason: String },
 
-    #[error("shared library `{name}` needed by `{needed_by}` not found\nhint: install the package that provides it on the build machine; kuul searches RPATH, RUNPATH, /etc/ld.so.cache and the default library directories, but not LD_LIBRARY_PATH")]
+    #[error("shared library `{name}` needed by `{needed_by}` not found\nhint: install the package that provides it on the build machine. kuul searches RPATH, RUNPATH, /etc/ld.so.cache and the default library directories, but not LD_LIBRARY_PATH")]
     LibraryNotFound { name: String, needed_by: String },
 }
 
