@@ -39,6 +39,7 @@ pub fn collect(
     _gid: u32,
 ) -> Result<Vec<Entry>, SourceError> {
     let workdir = normalize_workdir(workdir)?;
+    fs::metadata(job_dir).map_err(|source| SourceError::io(job_dir, source))?;
     let mut collector = Collector {
         job_dir,
         workdir: &workdir,
@@ -699,6 +700,22 @@ mod tests {
 
         assert_eq!(entries[0].path, "/srv/job");
         assert_eq!(entries[1].path, "/srv/job/run.sh");
+    }
+
+    #[test]
+    fn missing_job_dir_is_io_error() {
+        let dir = job_dir();
+
+        let error = collect(
+            &dir.path().join("absent"),
+            Some(&["run.sh".to_string()]),
+            "/job",
+            0,
+            0,
+        )
+        .unwrap_err();
+
+        assert!(matches!(error, SourceError::Io { .. }), "{error}");
     }
 
     #[test]
