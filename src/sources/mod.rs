@@ -4,9 +4,66 @@
 
 pub mod host_binaries;
 pub mod job_files;
+pub mod ld_cache;
 pub mod system_files;
 
 use std::path::PathBuf;
+
+/// An error from collecting the entries of a source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("failed to read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("path `{path}` has a name that is not valid UTF-8\nhint: rename it, because image paths must be UTF-8")]
+    NonUtf8Path { path: String },
+
+    #[error("workdir `{workdir}` is not a normalized absolute path\nhint: set `image.workdir` to an absolute path without `.` or `..`, such as `/job`")]
+    InvalidWorkdir { workdir: String },
+
+    #[error("job file `{path}` not found in the job directory\nhint: paths in `image.files` are relative to the directory that contains kuul.toml")]
+    JobFileNotFound { path: String },
+
+    #[error("job file `{path}` leads to `{target}`, outside the job directory\nhint: move the file into the job directory, or make the link point inside it")]
+    OutsideJobDir { path: String, target: String },
+
+    #[error("symlink `{path}` has the absolute target `{target}`, which does not exist in the image\nhint: replace it with a relative symlink that stays inside the job directory")]
+    AbsoluteSymlink { path: String, target: String },
+
+    #[error("`{path}` is a {kind}, which cannot be stored in an image layer\nhint: remove it from the job directory or list only the files you need in `image.files`")]
+    UnsupportedFileType { path: String, kind: &'static str },
+
+    #[error("too many levels of symbolic links at `{path}`")]
+    SymlinkLoop { path: String },
+
+    #[error("program `{name}` not found on PATH `{search_path}`\nhint: install it on the build machine, or give its absolute path in `image.binaries`")]
+    ProgramNotFound { name: String, search_path: String },
+
+    #[error("`{path}` is not a regular file\nhint: `image.binaries` takes programs, not directories or devices")]
+    NotRegularFile { path: String },
+
+    #[error("`{path}` is a script run by `{interpreter}`, not an ELF executable\nhint: {hint}")]
+    Script { path: String, interpreter: String, hint: String },
+
+    #[error("`{path}` is not an ELF executable\nhint: `image.binaries` takes compiled programs, so put other files in the job directory")]
+    NotElf { path: String },
+
+    #[error("failed to parse ELF file `{path}`: {reason}")]
+    InvalidElf { path: String, reason: String },
+
+    #[error("shared library `{name}` needed by `{needed_by}` not found\nhint: install the package that provides it on the build machine. kuul searches RPATH, RUNPATH, /etc/ld.so.cache and the default library directories, but not LD_LIBRARY_PATH")]
+    LibraryNotFound { name: String, needed_by: String },
+}
+
+impl SourceError {
+    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> SourceError {
+        SourceError::Io { path: path.into(), source }
+    }
+}
 
 /// One filesystem object to place in an image layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
