@@ -203,3 +203,36 @@ fn kubernetes_validate_rejects_unknown_field() {
 
     support::kubernetes_validate(&manifest);
 }
+
+#[test]
+fn parse_yaml_finds_container_image() {
+    let cronjob = support::parse_yaml(MINIMAL_CRONJOB);
+
+    assert_eq!(
+        support::container_image(&cronjob),
+        "127.0.0.1:5000/harness:latest"
+    );
+}
+
+#[test]
+fn uploaded_bytes_reads_count() {
+    let stderr =
+        "pushed 127.0.0.1:5000/e2e/hello:latest@sha256:00\nuploaded 1234 bytes in 3 blobs\n";
+
+    assert_eq!(support::uploaded_bytes(stderr), Some(1234));
+    assert_eq!(support::uploaded_bytes("uploaded 0 bytes"), Some(0));
+    assert_eq!(support::uploaded_bytes("nothing uploaded"), None);
+}
+
+#[test]
+fn digest_after_at_needs_64_hex_digits() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+
+    assert_eq!(
+        support::digest_after_at(&format!("pushed x:latest@{digest}\n")),
+        Some(digest.clone())
+    );
+    assert_eq!(support::digest_after_at("x@sha256:abc"), None);
+    assert!(support::is_sha256_digest(&digest));
+    assert!(!support::is_sha256_digest(&digest.to_uppercase()));
+}

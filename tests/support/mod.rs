@@ -12,6 +12,7 @@
 mod container;
 mod postgres;
 mod registry_server;
+mod workflow;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,10 @@ use std::process::{Command, Output, Stdio};
 pub use container::{LAYOUT_TAG, runc_run, skopeo_copy_to_layout, umoci_unpack};
 pub use postgres::Postgres;
 pub use registry_server::Registry;
+pub use workflow::{
+    Published, build_json, container_image, copy_example, parse_json_stdout, parse_yaml, publish,
+    pull_and_unpack, uploaded_bytes,
+};
 
 /// The Kubernetes versions whose schemas every emitted manifest is checked
 /// against: the oldest one kuul supports (the k8s-openapi feature in
