@@ -3,5 +3,5 @@
 # add a link in kuul.toml for each busybox command you use.
 set -eu
 
-echo "$GREETING"
+echo "Hello from {{name}}"
 echo "started at $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
