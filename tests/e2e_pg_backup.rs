@@ -23,7 +23,8 @@ fn pg_backup_dumps_table_rows() {
     let bundle = publish_and_unpack(work.path());
     let backup_dir = create_backup_dir(work.path());
 
-    let output = run_backup(&bundle, &postgres, postgres.port(), &backup_dir);
+    let server = connection(postgres.user(), postgres.port(), postgres.database());
+    let output = run_backup(&bundle, &server, &backup_dir);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
@@ -62,15 +63,17 @@ fn pg_backup_dumps_table_rows() {
 #[test]
 fn pg_backup_fails_without_server() {
     support::require_root();
-    let postgres = Postgres::start("shop");
-
     let work = tempfile::tempdir().expect("temporary directory");
     let bundle = publish_and_unpack(work.path());
     let backup_dir = create_backup_dir(work.path());
 
-    // A port where nothing listens: reserved and released at once.
+    // free_port releases the port before returning, so nothing listens on it.
     let closed_port = support::free_port();
-    let output = run_backup(&bundle, &postgres, closed_port, &backup_dir);
+    let output = run_backup(
+        &bundle,
+        &connection("postgres", closed_port, "shop"),
+        &backup_dir,
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
 
     assert!(
@@ -107,20 +110,22 @@ fn create_backup_dir(work: &Path) -> PathBuf {
     backup_dir
 }
 
-fn run_backup(
-    bundle: &Path,
-    postgres: &Postgres,
-    port: u16,
-    backup_dir: &Path,
-) -> std::process::Output {
-    let env = [
-        format!("PGHOST={}", postgres.host()),
+/// Returns the libpq variables for a server on 127.0.0.1, as `NAME=value`
+/// entries.
+fn connection(user: &str, port: u16, database: &str) -> Vec<String> {
+    vec![
+        "PGHOST=127.0.0.1".to_owned(),
         format!("PGPORT={port}"),
-        format!("PGUSER={}", postgres.user()),
-        format!("PGDATABASE={}", postgres.database()),
-        "BACKUP_DIR=/backup".to_owned(),
-    ];
-    let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        format!("PGUSER={user}"),
+        format!("PGDATABASE={database}"),
+    ]
+}
+
+/// Runs the backup image on the host network with `connection` and
+/// `BACKUP_DIR=/backup`, with `backup_dir` mounted at `/backup`.
+fn run_backup(bundle: &Path, connection: &[String], backup_dir: &Path) -> std::process::Output {
+    let mut env: Vec<&str> = connection.iter().map(String::as_str).collect();
+    env.push("BACKUP_DIR=/backup");
 
     runc_run(bundle, &[], &env, &[(backup_dir, "/backup")], true)
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Dumps the PostgreSQL database named by the libpq variables as plain SQL
-# into a timestamped file under $BACKUP_DIR (default /backup). Exits
-# non-zero when the dump fails and leaves no partial file behind.
+# into a timestamped file under $BACKUP_DIR (default /backup). When pg_dump
+# fails, removes the partial file and exits with status 1.
 set -eu
 
 : "${PGHOST:?PGHOST must name the database server}"
