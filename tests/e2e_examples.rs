@@ -1,7 +1,6 @@
 //! Checks that every example job and template is a valid `kuul.toml` for the
 //! library's parser, and that their scripts are executable and start with
-//! `#!/bin/sh`. These run
-//! without any external program.
+//! `#!/bin/sh`. These run without any external program.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
