@@ -48,7 +48,9 @@ pub enum QuantityError {
     InvalidNumber { text: String },
     #[error("invalid quantity `{text}`: unknown suffix `{suffix}`")]
     UnknownSuffix { text: String, suffix: String },
-    #[error("invalid quantity `{text}`: more than {MAX_SIGNIFICANT_DIGITS} significant digits or an exponent beyond {MAX_EXPONENT}")]
+    #[error(
+        "invalid quantity `{text}`: more than {MAX_SIGNIFICANT_DIGITS} significant digits or an exponent beyond {MAX_EXPONENT}"
+    )]
     OutOfRange { text: String },
 }
 
@@ -57,7 +59,9 @@ impl QuantityError {
     pub fn hint(&self) -> &'static str {
         match self {
             QuantityError::OutOfRange { .. } => "use a smaller value or a larger suffix",
-            _ => "write a number with an optional suffix, such as `250m`, `2`, `512Mi` or `1Gi` (suffixes are case-sensitive)",
+            _ => {
+                "write a number with an optional suffix, such as `250m`, `2`, `512Mi` or `1Gi` (suffixes are case-sensitive)"
+            }
         }
     }
 }
@@ -69,7 +73,9 @@ pub fn parse(text: &str) -> Result<Quantity, QuantityError> {
     }
 
     let (negative, unsigned) = split_sign(text);
-    let invalid_number = || QuantityError::InvalidNumber { text: text.to_owned() };
+    let invalid_number = || QuantityError::InvalidNumber {
+        text: text.to_owned(),
+    };
 
     let integer_digits = leading_digits(unsigned);
     if integer_digits.is_empty() {
@@ -91,7 +97,9 @@ pub fn parse(text: &str) -> Result<Quantity, QuantityError> {
         suffix: rest.to_owned(),
     })?;
 
-    let out_of_range = || QuantityError::OutOfRange { text: text.to_owned() };
+    let out_of_range = || QuantityError::OutOfRange {
+        text: text.to_owned(),
+    };
     let (mut coefficient, mut exponent) =
         decimal_value(integer_digits, fraction_digits).ok_or_else(out_of_range)?;
     match suffix {
@@ -173,7 +181,11 @@ impl Ord for Quantity {
             None => Ordering::Less,
         };
 
-        if reversed { ordering.reverse() } else { ordering }
+        if reversed {
+            ordering.reverse()
+        } else {
+            ordering
+        }
     }
 }
 
@@ -233,8 +245,15 @@ fn parse_suffix(suffix: &str) -> Option<Suffix> {
     if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
-    let magnitude = digits.parse::<i64>().unwrap_or(i64::MAX).min(MAX_EXPONENT + 1);
-    Some(Suffix::Decimal(if negative { -magnitude } else { magnitude }))
+    let magnitude = digits
+        .parse::<i64>()
+        .unwrap_or(i64::MAX)
+        .min(MAX_EXPONENT + 1);
+    Some(Suffix::Decimal(if negative {
+        -magnitude
+    } else {
+        magnitude
+    }))
 }
 
 /// Converts `integer.fraction` to a coefficient and a power of ten, or
@@ -280,9 +299,32 @@ mod tests {
     #[test]
     fn parse_accepts_valid_forms() {
         for text in [
-            "0", "1", "+1", "-1", "250m", "0.5", "1.5Gi", "128Mi", "1Ki", "2Ti", "3Pi", "1Ei",
-            "1n", "1u", "1k", "1M", "1G", "1T", "1P", "1E", "1e3", "1E3", "1e-2", "1E+2",
-            "12345678901234567890", "007",
+            "0",
+            "1",
+            "+1",
+            "-1",
+            "250m",
+            "0.5",
+            "1.5Gi",
+            "128Mi",
+            "1Ki",
+            "2Ti",
+            "3Pi",
+            "1Ei",
+            "1n",
+            "1u",
+            "1k",
+            "1M",
+            "1G",
+            "1T",
+            "1P",
+            "1E",
+            "1e3",
+            "1E3",
+            "1e-2",
+            "1E+2",
+            "12345678901234567890",
+            "007",
         ] {
             assert!(parse(text).is_ok(), "`{text}` should parse");
         }
@@ -306,7 +348,10 @@ mod tests {
     #[test]
     fn parse_names_unknown_suffix() {
         let error = parse("1K").unwrap_err();
-        assert_eq!(error.to_string(), "invalid quantity `1K`: unknown suffix `K`");
+        assert_eq!(
+            error.to_string(),
+            "invalid quantity `1K`: unknown suffix `K`"
+        );
     }
 
     #[test]

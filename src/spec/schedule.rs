@@ -29,7 +29,9 @@ pub struct Schedule {
 enum Kind {
     Fields(Fields),
     /// `@every`: whole seconds, at least 1.
-    Every { seconds: i64 },
+    Every {
+        seconds: i64,
+    },
 }
 
 /// One bit per allowed value; bit `n` is value `n`.
@@ -53,7 +55,9 @@ pub enum ScheduleError {
     Empty,
     #[error("time zone prefix in schedule `{expr}`")]
     TimeZonePrefix { expr: String },
-    #[error("expected 5 fields (minute, hour, day of month, month, day of week), found {found} in `{expr}`")]
+    #[error(
+        "expected 5 fields (minute, hour, day of month, month, day of week), found {found} in `{expr}`"
+    )]
     FieldCount { expr: String, found: usize },
     #[error("`{token}` in the {field} field is not supported by Kubernetes")]
     Unsupported { field: &'static str, token: String },
@@ -305,7 +309,11 @@ fn parse_range(expr: &str, spec: &FieldSpec) -> Result<(u64, bool), ScheduleErro
         })?,
     };
     // `a/n` means from `a` to the maximum.
-    let end = if single_value && has_step { spec.max } else { end };
+    let end = if single_value && has_step {
+        spec.max
+    } else {
+        end
+    };
     if start > end {
         return Err(ScheduleError::ReversedRange {
             field: spec.name,
@@ -421,7 +429,9 @@ fn parse_go_duration(text: &str) -> Option<i128> {
 
     let mut total: i128 = 0;
     while !rest.is_empty() {
-        let integer_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let integer_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let integer = &rest[..integer_end];
         rest = &rest[integer_end..];
 
@@ -451,7 +461,11 @@ fn parse_go_duration(text: &str) -> Option<i128> {
         };
         rest = &rest[unit_end..];
 
-        let whole: i128 = if integer.is_empty() { 0 } else { integer.parse().ok()? };
+        let whole: i128 = if integer.is_empty() {
+            0
+        } else {
+            integer.parse().ok()?
+        };
         total = total.checked_add(whole.checked_mul(unit_nanoseconds)?)?;
         if !fraction.is_empty() {
             let digits = &fraction[..fraction.len().min(30)];
@@ -524,7 +538,9 @@ impl Schedule {
     ) -> Result<Vec<Zoned>, ScheduleError> {
         let time_zone = jiff::tz::db()
             .get(tz)
-            .map_err(|_| ScheduleError::UnknownTimeZone { name: tz.to_owned() })?;
+            .map_err(|_| ScheduleError::UnknownTimeZone {
+                name: tz.to_owned(),
+            })?;
 
         let mut runs = Vec::with_capacity(count);
         let mut previous = after.to_zoned(time_zone);
@@ -560,7 +576,9 @@ impl Fields {
             .subsec_nanosecond(0)
             .build()
             .ok()?;
-        let mut candidate = first_minute.checked_add(jiff::SignedDuration::from_mins(1)).ok()?;
+        let mut candidate = first_minute
+            .checked_add(jiff::SignedDuration::from_mins(1))
+            .ok()?;
         let last_year = candidate.year().saturating_add(SEARCH_YEARS);
 
         loop {
@@ -570,7 +588,9 @@ impl Fields {
             {
                 return Some(run);
             }
-            candidate = wall_time.checked_add(jiff::SignedDuration::from_mins(1)).ok()?;
+            candidate = wall_time
+                .checked_add(jiff::SignedDuration::from_mins(1))
+                .ok()?;
         }
     }
 
@@ -677,8 +697,14 @@ mod tests {
         ("* * * 0 *", Err("month value `0`")),
         ("* * * * 7", Err("day-of-week value `7` is outside 0-6")),
         ("* * * * 0-7", Err("day-of-week value `7`")),
-        ("* * L * *", Err("`L` in the day-of-month field is not supported")),
-        ("* * 15W * *", Err("`15W` in the day-of-month field is not supported")),
+        (
+            "* * L * *",
+            Err("`L` in the day-of-month field is not supported"),
+        ),
+        (
+            "* * 15W * *",
+            Err("`15W` in the day-of-month field is not supported"),
+        ),
         ("* * LW * *", Err("`LW` in the day-of-month field")),
         ("* * * * 5L", Err("`5L` in the day-of-week field")),
         ("* * * * 1#2", Err("`1#2` in the day-of-week field")),
@@ -686,7 +712,10 @@ mod tests {
         ("CRON_TZ=Europe/Berlin 0 0 * * *", Err("time zone prefix")),
         ("*/0 * * * *", Err("invalid step in `*/0`")),
         ("*/x * * * *", Err("invalid step")),
-        ("30-10 * * * *", Err("range `30-10` in the minute field starts after it ends")),
+        (
+            "30-10 * * * *",
+            Err("range `30-10` in the minute field starts after it ends"),
+        ),
         ("1-2-3 * * * *", Err("invalid minute expression `1-2-3`")),
         ("*/2/3 * * * *", Err("invalid minute expression")),
         ("*-5 * * * *", Err("invalid minute value `*`")),
