@@ -1,8 +1,9 @@
 //! Grammars of the names in `kuul.toml`: Kubernetes object names, label
 //! keys and values, OCI repository names and tags, and image users.
 //!
-//! The Kubernetes rules follow `k8s.io/apimachinery/pkg/util/validation`,
-//! and the OCI rules follow the OCI distribution specification.
+//! The Kubernetes rules are those the API server applies to object names,
+//! label keys and label values. The OCI rules are those of the OCI
+//! distribution specification.
 
 /// Maximum length of a DNS-1123 label and of a label name or value.
 pub const MAX_LABEL_LENGTH: usize = 63;
@@ -35,8 +36,8 @@ pub fn is_dns1123_subdomain(name: &str) -> bool {
 }
 
 /// Checks a label value: at most 63 characters from `[A-Za-z0-9._-]`,
-/// starting and ending with a letter or digit, or empty. The error says
-/// what is wrong.
+/// starting and ending with a letter or digit, or empty. The error
+/// describes the first rule broken.
 pub fn check_label_value(value: &str) -> Result<(), String> {
     if value.len() > MAX_LABEL_LENGTH {
         return Err(format!(
@@ -55,7 +56,8 @@ pub fn check_label_value(value: &str) -> Result<(), String> {
 
 /// Checks a label key: an optional DNS-1123 subdomain prefix and `/`,
 /// then a name of at most 63 characters from `[A-Za-z0-9._-]` that starts
-/// and ends with a letter or digit. The error says what is wrong.
+/// and ends with a letter or digit. The error describes the first rule
+/// broken.
 pub fn check_label_key(key: &str) -> Result<(), String> {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),

@@ -1,7 +1,9 @@
 //! Kubernetes resource quantities (`250m`, `128Mi`, `1e3`), parsed exactly.
 //!
-//! The grammar is the one `resource.Quantity` in k8s.io/apimachinery
-//! documents, with digits required on both sides of a decimal point:
+//! The grammar is the one the Kubernetes API documents for `Quantity`, plus
+//! the `n` and `u` suffixes that Kubernetes also accepts. kuul requires
+//! digits on both sides of a decimal point and rejects `1.` and `.5`, which
+//! the API documents as valid, so that values read unambiguously.
 //!
 //! ```text
 //! quantity  = [ "+" | "-" ] digits [ "." digits ] suffix
@@ -14,7 +16,7 @@
 //! Every such value is a finite decimal fraction (a power of 1024 is an
 //! integer), so a quantity is stored as `coefficient * 10^exponent` with an
 //! `i128` coefficient and compared without rounding. Kubernetes itself caps
-//! values at 2^63-1 and rounds fractions up to `1n`. kuul does not, so two
+//! values at 2^63-1 and rounds up fractions it cannot store. kuul does not, so two
 //! quantities that the API server would store as equal can compare unequal
 //! here.
 
@@ -55,7 +57,7 @@ pub enum QuantityError {
 }
 
 impl QuantityError {
-    /// How to fix the quantity, for the `hint:` line.
+    /// Returns the fix to show on the `hint:` line.
     pub fn hint(&self) -> &'static str {
         match self {
             QuantityError::OutOfRange { .. } => "use a smaller value or a larger suffix",

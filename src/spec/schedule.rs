@@ -15,8 +15,8 @@ use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, Zoned};
 
 /// How many years ahead [`Schedule::next_after`] searches. February 29
-/// falls in every 8-year window (years divisible by 100 but not 400 skip
-/// it), so any day that exists at all is found.
+/// occurs at least once in any 8 consecutive years, so every day that can
+/// occur is found.
 const SEARCH_YEARS: i16 = 9;
 
 /// A parsed cron schedule.
@@ -34,7 +34,7 @@ enum Kind {
     },
 }
 
-/// One bit per allowed value; bit `n` is value `n`.
+/// Bit sets of the allowed values: bit `n` is set when value `n` matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fields {
     minute: u64,
@@ -87,7 +87,7 @@ pub enum ScheduleError {
 }
 
 impl ScheduleError {
-    /// How to fix the schedule, for the `hint:` line.
+    /// Returns the fix to show on the `hint:` line.
     pub fn hint(&self) -> Option<String> {
         let hint = match self {
             ScheduleError::Empty | ScheduleError::FieldCount { .. } => {
@@ -511,10 +511,10 @@ impl Schedule {
     /// or `None` when no date in the next nine years matches.
     ///
     /// Field schedules are matched on wall-clock time, as the CronJob
-    /// controller does. Two rules apply around daylight saving time changes:
-    /// a wall time that does not exist because the clock jumps forward (a
-    /// gap) is skipped, and a wall time that occurs twice because the clock
-    /// goes back (a fold) runs once, at its first occurrence. `@every`
+    /// controller does. Two rules apply around daylight saving time changes.
+    /// A wall time that does not exist because the clock jumps forward (a
+    /// gap) is skipped. A wall time that occurs twice because the clock goes
+    /// back (a fold) runs once, at its first occurrence. `@every`
     /// schedules add the duration to `after`, truncated to whole seconds.
     pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
         match &self.kind {

@@ -23,7 +23,7 @@ fn problems(text: &str) -> Vec<Problem> {
     }
 }
 
-/// The single problem of `MINIMAL` plus `extra`.
+/// Parses `MINIMAL` plus `extra` and returns its single problem.
 fn problem_with(extra: &str) -> Problem {
     let found = problems(&format!("{MINIMAL}{extra}"));
     assert_eq!(found.len(), 1, "expected one problem, found {found:#?}");
@@ -915,4 +915,42 @@ fn pod_affinity_weight_out_of_range() {
         "placement.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
         "weight `-1` is outside 1-100",
     );
+}
+
+/// Extracts the `toml` code blocks of the schema reference, in order.
+fn documented_examples() -> Vec<String> {
+    let reference = include_str!("../../docs/kuul-toml.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in reference.lines() {
+        match (&mut current, line) {
+            (None, "```toml") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn documented_complete_example_parses() {
+    let examples = documented_examples();
+    let spec = parse_ok(&examples[0]);
+    assert_eq!(spec.job.name, "pg-backup");
+}
+
+#[test]
+fn documented_snippets_parse() {
+    let examples = documented_examples();
+    assert!(examples.len() >= 4, "found {} examples", examples.len());
+    for snippet in &examples[1..] {
+        parse_ok(&format!("{MINIMAL}{snippet}"));
+    }
 }
