@@ -32,7 +32,7 @@ const MAX_SIGNIFICANT_DIGITS: usize = 38;
 const MAX_EXPONENT: i64 = 1_000_000;
 
 /// A parsed quantity. Equality and ordering compare the exact values, so
-/// `1Ki` equals `1024`; [`fmt::Display`] returns the text as written.
+/// `1Ki` equals `1024`. [`fmt::Display`] returns the text as written.
 #[derive(Debug, Clone)]
 pub struct Quantity {
     text: String,
