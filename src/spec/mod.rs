@@ -4,8 +4,15 @@
 //! I/O. Every table rejects unknown keys, and every validation error carries
 //! the dotted key path so the renderer can point at the line in the file.
 
+mod locate;
+pub mod names;
+mod placement;
 pub mod quantity;
 pub mod schedule;
+mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,11 +66,40 @@ pub struct Job {
 }
 
 /// `job.command`, written either as a single string or as an array.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Program(String),
     Argv(Vec<String>),
+}
+
+/// A hand-written visitor, because serde's untagged enums report only "did
+/// not match any variant" and lose the position of the bad element.
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CommandVisitor)
+    }
+}
+
+struct CommandVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CommandVisitor {
+    type Value = Command;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a program path or an array of strings")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, program: &str) -> Result<Command, E> {
+        Ok(Command::Program(program.to_owned()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Command, A::Error> {
+        let mut argv = Vec::new();
+        while let Some(argument) = items.next_element::<String>()? {
+            argv.push(argument);
+        }
+        Ok(Command::Argv(argv))
+    }
 }
 
 impl Command {
@@ -109,6 +145,21 @@ pub struct Image {
     /// The tag to push; `latest` when absent. The CronJob always pins the
     /// digest as well.
     pub tag: Option<String>,
+}
+
+impl Image {
+    /// Returns the user and group id the image runs as: 65532:65532 for
+    /// `nonroot` and when `user` is absent, 0:0 for `root`, the same number
+    /// twice for a bare id, and both numbers of `UID:GID`.
+    ///
+    /// [`parse`] rejects other values. On an unvalidated `Image`, an invalid
+    /// `user` also yields 65532:65532, so a mistake never runs as root.
+    pub fn user_ids(&self) -> (u32, u32) {
+        self.user
+            .as_deref()
+            .and_then(names::parse_user)
+            .unwrap_or((NONROOT_ID, NONROOT_ID))
+    }
 }
 
 impl Default for Image {
@@ -292,7 +343,10 @@ pub enum SpecError {
         source: std::io::Error,
     },
     #[error("{}", render_problems(path, problems))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 /// One thing wrong with a `kuul.toml`.
@@ -340,15 +394,95 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
 }
 
 /// Parses and validates `text`; `path` is used only in error messages.
+///
+/// Syntax errors are all reported together. A type error or an unknown key
+/// stops deserializing, so it is reported alone. Otherwise every
+/// validation problem is reported, each with its line.
 pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
-    let spec: Spec = toml::from_str(text).map_err(|error| SpecError::Invalid {
+    let invalid = |problems| SpecError::Invalid {
         path: path.to_owned(),
-        problems: vec![Problem {
-            line: None,
+        problems,
+    };
+
+    let document = locate::Document::parse(text);
+    let mut syntax_problems = syntax_problems(text, &document);
+    if !syntax_problems.is_empty() {
+        sort_by_line(&mut syntax_problems);
+        return Err(invalid(syntax_problems));
+    }
+
+    let spec: Spec = toml::from_str(text)
+        .map_err(|error| invalid(vec![deserialize_problem(&error, &document)]))?;
+
+    let mut problems: Vec<Problem> = validate::validate(&spec)
+        .into_iter()
+        .map(|finding| Problem {
+            line: document.line_of(&finding.path),
+            key: finding.path.to_string(),
+            message: finding.message,
+            hint: finding.hint,
+        })
+        .collect();
+    if !problems.is_empty() {
+        sort_by_line(&mut problems);
+        return Err(invalid(problems));
+    }
+
+    Ok(spec)
+}
+
+/// Returns the key named by serde's "missing field `name`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.strip_suffix('`')
+}
+
+/// Sorts problems in file order, keeping the check order within a line and
+/// putting problems without a line last.
+fn sort_by_line(problems: &mut [Problem]) {
+    problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+}
+
+/// Returns every TOML syntax error, each with its line.
+fn syntax_problems(text: &str, document: &locate::Document) -> Vec<Problem> {
+    let (_, errors) = toml::de::DeTable::parse_recoverable(text);
+    errors
+        .iter()
+        .map(|error| Problem {
+            line: error.span().map(|span| document.line_of_offset(span.start)),
             key: String::new(),
             message: error.message().to_owned(),
             hint: None,
-        }],
-    })?;
-    Ok(spec)
+        })
+        .collect()
+}
+
+/// Converts a serde error (unknown key, wrong type, missing key) to a
+/// problem. toml's message already lists the valid keys for an unknown
+/// key, and the span gives the line and the key path.
+fn deserialize_problem(error: &toml::de::Error, document: &locate::Document) -> Problem {
+    let span = error.span();
+    let key = span
+        .as_ref()
+        .map(|span| document.path_at(span.start).to_string())
+        .unwrap_or_default();
+
+    let message = error.message().to_owned();
+    let hint = if message.starts_with("unknown field") {
+        Some("remove the key or correct its spelling; the message lists the valid keys".to_owned())
+    } else if let Some(field) = missing_field(&message) {
+        if key.is_empty() {
+            Some(format!("add a `[{field}]` table"))
+        } else {
+            Some(format!("add `{field}` to `[{key}]`"))
+        }
+    } else {
+        None
+    };
+
+    Problem {
+        line: span.map(|span| document.line_of_offset(span.start)),
+        key,
+        message,
+        hint,
+    }
 }
