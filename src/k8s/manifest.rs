@@ -45,11 +45,6 @@ pub const TMP_PATH: &str = "/tmp";
 /// `image` is the pinned reference `registry/repository:tag@sha256:…`, and
 /// `command` is the argv with paths already resolved inside the image. The
 /// CronJob has no namespace, so the kubeconfig context decides it.
-///
-/// # Panics
-///
-/// Panics if `spec.image.user` is not `nonroot`, `root`, `UID` or `UID:GID`,
-/// which spec validation rejects.
 pub fn cronjob(spec: &Spec, image: &str, command: &[String]) -> CronJob {
     let job = &spec.job;
     let labels = labels(&job.name);
@@ -121,7 +116,7 @@ fn pod_template(
     command: &[String],
     labels: &BTreeMap<String, String>,
 ) -> core::PodTemplateSpec {
-    let user = parse_image_user(spec.image.user.as_deref());
+    let user = image_user(&spec.image);
     let placement = &spec.placement;
 
     let pod = core::PodSpec {
@@ -191,26 +186,9 @@ impl ImageUser {
     }
 }
 
-/// Parses `image.user`: absent or `nonroot` is 65532:65532, `root` is 0:0,
-/// and a bare `UID` also uses the UID as the group id.
-// TODO: use `spec::Image::user_ids()` once spec validation provides it, so
-// the image config and the manifest cannot disagree on the ids.
-fn parse_image_user(user: Option<&str>) -> ImageUser {
-    let ids = match user.unwrap_or("nonroot") {
-        "nonroot" => Some((NONROOT_ID, NONROOT_ID)),
-        "root" => Some((0, 0)),
-        other => match other.split_once(':') {
-            Some((uid, gid)) => uid.parse().ok().zip(gid.parse().ok()),
-            None => other.parse().ok().map(|uid| (uid, uid)),
-        },
-    };
-
-    let (uid, gid) = ids.unwrap_or_else(|| {
-        panic!(
-            "`image.user` is `{}`, which spec validation rejects",
-            user.unwrap_or_default()
-        )
-    });
+/// The image user's ids, from the same rule the image config uses.
+fn image_user(image: &spec::Image) -> ImageUser {
+    let (uid, gid) = image.user_ids();
     ImageUser { uid, gid }
 }
 
@@ -699,14 +677,9 @@ mod tests {
         ];
 
         for (user, expected) in cases {
-            assert_eq!(parse_image_user(user), expected, "image.user = {user:?}");
+            let image = spec::Image { user: user.map(str::to_owned), ..Default::default() };
+            assert_eq!(image_user(&image), expected, "image.user = {user:?}");
         }
-    }
-
-    #[test]
-    #[should_panic(expected = "`image.user` is `alice`")]
-    fn image_user_name_panics() {
-        parse_image_user(Some("alice"));
     }
 
     #[test]
