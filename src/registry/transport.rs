@@ -1,0 +1,45 @@
+//! Which registries kuul reaches over plain HTTP.
+//!
+//! Loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) and the hosts
+//! listed with `--insecure-registry` use plain HTTP; every other registry
+//! uses HTTPS.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::reference::split_host_port;
+
+/// Whether `registry` (`host[:port]`) is a loopback address or `localhost`.
+///
+/// Host names other than `localhost` count as remote even if they resolve
+/// to a loopback address, because the decision is made without DNS.
+pub fn is_loopback(registry: &str) -> bool {
+    let Some((host, _port)) = split_host_port(registry) else {
+        return false;
+    };
+
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner
+            .parse::<Ipv6Addr>()
+            .is_ok_and(|address| address.is_loopback());
+    }
+
+    host.parse::<Ipv4Addr>()
+        .is_ok_and(|address| address.is_loopback())
+}
+
+/// Whether kuul talks plain HTTP to `registry`: for loopback registries and
+/// for an entry of `insecure_registries` that equals `host:port`, or equals
+/// the host alone and so covers every port.
+pub fn uses_plain_http(registry: &str, insecure_registries: &[String]) -> bool {
+    if is_loopback(registry) {
+        return true;
+    }
+
+    let host = split_host_port(registry).map_or(registry, |(host, _port)| host);
+    insecure_registries
+        .iter()
+        .any(|entry| entry.eq_ignore_ascii_case(registry) || entry.eq_ignore_ascii_case(host))
+}
