@@ -309,3 +309,255 @@ fn helper_failure(
         Err(failed(format!("exited with {status}: {first_line}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const REGISTRY: &str = "127.0.0.1:5000";
+
+    fn config_dir(config: &serde_json::Value) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        dir
+    }
+
+    fn basic(username: &str, password: &str) -> Credential {
+        Credential::Basic {
+            username: username.to_string(),
+            password: password.to_string(),
+        }
+    }
+
+    /// Writes `docker-credential-kuultest` into a new directory. The script
+    /// answers `get` with `output` on stdout and exits with `exit_code`.
+    fn helper_dir(output: &str, exit_code: i32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("docker-credential-kuultest");
+        let asked = dir.path().join("asked");
+        // Only shell builtins, because the test runs the helper with PATH
+        // set to this directory alone.
+        let text = format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r server\necho \"$server\" > '{}'\nprintf '%s' '{output}'\nexit {exit_code}\n",
+            asked.display()
+        );
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn auths_base64_entry_decoded() {
+        let auth = base64::engine::general_purpose::STANDARD.encode("kuul:s3cret:with-colon");
+        let dir = config_dir(&serde_json::json!({ "auths": { REGISTRY: { "auth": auth } } }));
+
+        let credential = resolve_credential(dir.path(), REGISTRY).unwrap();
+
+        assert_eq!(credential, basic("kuul", "s3cret:with-colon"));
+    }
+
+    #[test]
+    fn auths_username_password_used() {
+        let dir = config_dir(
+            &serde_json::json!({ "auths": { REGISTRY: { "username": "kuul", "password": "pw" } } }),
+        );
+
+        assert_eq!(
+            resolve_credential(dir.path(), REGISTRY).unwrap(),
+            basic("kuul", "pw")
+        );
+    }
+
+    #[test]
+    fn auths_identity_token_preferred() {
+        let auth = base64::engine::general_purpose::STANDARD.encode("kuul:pw");
+        let dir = config_dir(
+            &serde_json::json!({ "auths": { REGISTRY: { "auth": auth, "identitytoken": "tok" } } }),
+        );
+
+        let credential = resolve_credential(dir.path(), REGISTRY).unwrap();
+
+        assert_eq!(credential, Credential::IdentityToken("tok".to_string()));
+    }
+
+    #[test]
+    fn auths_url_keys_match_host() {
+        for key in [
+            "https://127.0.0.1:5000",
+            "http://127.0.0.1:5000",
+            "https://127.0.0.1:5000/v1/",
+        ] {
+            let dir = config_dir(
+                &serde_json::json!({ "auths": { key: { "username": "kuul", "password": "pw" } } }),
+            );
+            assert_eq!(
+                resolve_credential(dir.path(), REGISTRY).unwrap(),
+                basic("kuul", "pw"),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn auths_other_port_not_matched() {
+        let dir = config_dir(
+            &serde_json::json!({ "auths": { "127.0.0.1:5001": { "username": "kuul", "password": "pw" } } }),
+        );
+
+        assert_eq!(
+            resolve_credential(dir.path(), REGISTRY).unwrap(),
+            Credential::Anonymous
+        );
+    }
+
+    #[test]
+    fn missing_config_is_anonymous() {
+        let dir = tempfile::tempdir().unwrap();
+
+        assert_eq!(
+            resolve_credential(dir.path(), REGISTRY).unwrap(),
+            Credential::Anonymous
+        );
+    }
+
+    #[test]
+    fn empty_auth_entry_is_anonymous() {
+        let dir = config_dir(
+            &serde_json::json!({ "auths": { REGISTRY: {} }, "currentContext": "default" }),
+        );
+
+        assert_eq!(
+            resolve_credential(dir.path(), REGISTRY).unwrap(),
+            Credential::Anonymous
+        );
+    }
+
+    #[test]
+    fn invalid_json_names_config_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{ not json").unwrap();
+
+        let error = resolve_credential(dir.path(), REGISTRY).unwrap_err();
+
+        assert!(
+            matches!(error, RegistryError::DockerConfigInvalid { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("config.json"), "{error}");
+    }
+
+    #[test]
+    fn invalid_base64_auth_rejected() {
+        let dir = config_dir(&serde_json::json!({ "auths": { REGISTRY: { "auth": "%%%" } } }));
+
+        let error = resolve_credential(dir.path(), REGISTRY).unwrap_err();
+
+        assert!(
+            matches!(error, RegistryError::InvalidAuthEntry { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn auth_without_colon_rejected() {
+        let auth = base64::engine::general_purpose::STANDARD.encode("no-colon");
+        let dir = config_dir(&serde_json::json!({ "auths": { REGISTRY: { "auth": auth } } }));
+
+        let error = resolve_credential(dir.path(), REGISTRY).unwrap_err();
+
+        assert!(
+            matches!(error, RegistryError::InvalidAuthEntry { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn cred_helper_runs_with_registry() {
+        let helpers = helper_dir(
+            r#"{"ServerURL":"127.0.0.1:5000","Username":"helper-user","Secret":"helper-secret"}"#,
+            0,
+        );
+        let config = serde_json::json!({
+            "auths": { REGISTRY: { "username": "file-user", "password": "file-pw" } },
+            "credHelpers": { REGISTRY: "kuultest" },
+        });
+        let dir = config_dir(&config);
+
+        let credential =
+            resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str()))
+                .unwrap();
+
+        assert_eq!(credential, basic("helper-user", "helper-secret"));
+        let asked = std::fs::read_to_string(helpers.path().join("asked")).unwrap();
+        assert_eq!(asked.trim(), REGISTRY);
+    }
+
+    #[test]
+    fn creds_store_used_without_helper() {
+        let helpers = helper_dir(r#"{"Username":"<token>","Secret":"identity"}"#, 0);
+        let dir = config_dir(&serde_json::json!({ "credsStore": "kuultest" }));
+
+        let credential =
+            resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str()))
+                .unwrap();
+
+        assert_eq!(
+            credential,
+            Credential::IdentityToken("identity".to_string())
+        );
+    }
+
+    #[test]
+    fn helper_not_found_answer_is_anonymous() {
+        let helpers = helper_dir("credentials not found in native keychain", 1);
+        let dir = config_dir(&serde_json::json!({ "credHelpers": { REGISTRY: "kuultest" } }));
+
+        let credential =
+            resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str()))
+                .unwrap();
+
+        assert_eq!(credential, Credential::Anonymous);
+    }
+
+    #[test]
+    fn helper_failure_hides_stdout() {
+        let helpers = helper_dir("leaked-secret", 3);
+        let dir = config_dir(&serde_json::json!({ "credHelpers": { REGISTRY: "kuultest" } }));
+
+        let error =
+            resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str()))
+                .unwrap_err();
+
+        let message = error.to_string();
+        assert!(
+            message.contains("`docker-credential-kuultest`"),
+            "{message}"
+        );
+        assert!(message.contains("status 3"), "{message}");
+        assert!(!message.contains("leaked-secret"), "{message}");
+    }
+
+    #[test]
+    fn missing_helper_program_reported() {
+        let empty_path = tempfile::tempdir().unwrap();
+        let dir = config_dir(&serde_json::json!({ "credHelpers": { REGISTRY: "kuultest" } }));
+
+        let error =
+            resolve_with_helper_path(dir.path(), REGISTRY, Some(empty_path.path().as_os_str()))
+                .unwrap_err();
+
+        assert!(error.to_string().contains("not found on PATH"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let basic = format!("{:?}", basic("kuul", "hunter2"));
+        let token = format!("{:?}", Credential::IdentityToken("tok-123".to_string()));
+
+        assert!(basic.contains("kuul"), "{basic}");
+        assert!(!basic.contains("hunter2"), "{basic}");
+        assert!(!token.contains("tok-123"), "{token}");
+    }
+}

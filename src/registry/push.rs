@@ -71,7 +71,9 @@ pub struct PushOutcome {
 /// Pushes the image that `image` describes from the OCI layout at
 /// `layout_dir` to `target`.
 ///
-/// Blobs the registry already has are skipped. Connection failures and 5xx
+/// Every blob is checked in the layout before the first request, so a
+/// damaged layout fails without a partial push. Blobs the registry already
+/// has are skipped. Connection failures and 5xx
 /// answers are retried up to 3 times per request.
 ///
 /// # Errors
@@ -86,6 +88,17 @@ pub async fn push(
     options: &PushOptions,
     reporter: &dyn Reporter,
 ) -> Result<PushOutcome, RegistryError> {
+    let blobs: Vec<&Descriptor> = image
+        .layers
+        .iter()
+        .map(|layer| &layer.descriptor)
+        .chain([&image.config])
+        .collect();
+    for descriptor in &blobs {
+        check_blob_size(&blob_path(layout_dir, &descriptor.digest), descriptor)?;
+    }
+    let manifest = read_manifest(layout_dir, &image.manifest)?;
+
     let plain_http = uses_plain_http(target.registry(), &options.insecure_registries);
     let credential = load_credential(target, options, plain_http, reporter).await?;
     let session = Session::new(target, plain_http, &credential);
@@ -93,17 +106,12 @@ pub async fn push(
     session.authenticate().await?;
 
     let mut outcome = PushOutcome {
-        reference: String::new(),
+        reference: target.pinned(&image.manifest.digest),
         digest: image.manifest.digest.clone(),
         bytes_uploaded: 0,
         blobs_uploaded: 0,
         blobs_skipped: 0,
     };
-    let blobs = image
-        .layers
-        .iter()
-        .map(|layer| &layer.descriptor)
-        .chain([&image.config]);
     for descriptor in blobs {
         if session.blob_exists(descriptor).await? {
             reporter.blob_skipped(&descriptor.digest, descriptor.size);
@@ -118,10 +126,8 @@ pub async fn push(
     }
 
     reporter.step("push manifest");
-    let manifest = read_manifest(layout_dir, &image.manifest)?;
     session.put_manifest(manifest, &image.manifest).await?;
 
-    outcome.reference = target.pinned(&image.manifest.digest);
     Ok(outcome)
 }
 
@@ -400,4 +406,281 @@ fn read_chunks(
         buffer.truncate(read);
         Ok(Some((bytes::Bytes::from(buffer), file)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::image::BuiltLayer;
+    use crate::report::SilentReporter;
+
+    /// A fake registry that answers with fixed statuses and records the
+    /// request lines. Each connection gets one read, so it also
+    /// answers a TLS ClientHello with plain HTTP.
+    struct FixedStatusServer {
+        address: String,
+        requests: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FixedStatusServer {
+        fn start(status_line: &'static str, body: &'static str) -> FixedStatusServer {
+            FixedStatusServer::start_with(move |_request_line| (status_line, body))
+        }
+
+        /// Starts a server that answers each request with the status line and
+        /// body that `respond` picks for the request line.
+        fn start_with(
+            respond: impl Fn(&str) -> (&'static str, &'static str) + Send + 'static,
+        ) -> FixedStatusServer {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let address = listener.local_addr().unwrap().to_string();
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let recorded = Arc::clone(&requests);
+
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { continue };
+                    let mut buffer = [0; 8192];
+                    let read = stream.read(&mut buffer).unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buffer[..read]);
+                    let first_line = request.lines().next().unwrap_or("").to_string();
+                    let (status_line, body) = respond(&first_line);
+                    recorded.lock().unwrap().push(first_line);
+                    let response = format!(
+                        "HTTP/1.1 {status_line}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes());
+                }
+            });
+
+            FixedStatusServer { address, requests }
+        }
+
+        fn count(&self, method: &str) -> usize {
+            let prefix = format!("{method} ");
+            self.requests
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|line| line.starts_with(&prefix))
+                .count()
+        }
+    }
+
+    fn descriptor_for(layout: &Path, media_type: &str, content: &[u8]) -> Descriptor {
+        let hex = hex::encode(Sha256::digest(content));
+        let blobs = layout.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        std::fs::write(blobs.join(&hex), content).unwrap();
+
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest: format!("sha256:{hex}"),
+            size: content.len() as u64,
+        }
+    }
+
+    /// Writes a layout with one layer whose content need not be a real tar,
+    /// because the fake servers never read it.
+    fn small_image(layout: &Path) -> BuiltImage {
+        let layer = descriptor_for(
+            layout,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            b"layer bytes",
+        );
+        let config = descriptor_for(layout, "application/vnd.oci.image.config.v1+json", b"{}");
+        let manifest = descriptor_for(
+            layout,
+            "application/vnd.oci.image.manifest.v1+json",
+            b"{\"schemaVersion\":2}",
+        );
+
+        BuiltImage {
+            manifest,
+            config,
+            layers: vec![BuiltLayer {
+                descriptor: layer.clone(),
+                diff_id: layer.digest,
+                description: "job files".to_string(),
+                entries: 1,
+            }],
+        }
+    }
+
+    async fn push_to(server: &FixedStatusServer) -> RegistryError {
+        let layout = tempfile::tempdir().unwrap();
+        let image = small_image(layout.path());
+        let target = Target::from_prefix(&server.address, "backup", "latest").unwrap();
+        let options = PushOptions {
+            insecure_registries: Vec::new(),
+            docker_config_dir: Some(layout.path().join("no-docker-config")),
+        };
+
+        push(layout.path(), &image, &target, &options, &SilentReporter)
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn server_error_retried_three_times() {
+        let server = FixedStatusServer::start("503 Service Unavailable", "");
+
+        let error = push_to(&server).await;
+
+        assert!(
+            matches!(error, RegistryError::ServerError { status: 503, .. }),
+            "{error}"
+        );
+        assert_eq!(server.count("HEAD"), 3);
+        assert!(error.to_string().contains("retry later"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn forbidden_not_retried() {
+        let server = FixedStatusServer::start("403 Forbidden", "");
+
+        let error = push_to(&server).await;
+
+        assert!(matches!(error, RegistryError::Forbidden { .. }), "{error}");
+        assert_eq!(server.count("HEAD"), 1);
+        assert!(error.to_string().contains("`backup`"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn unauthorized_hints_docker_login() {
+        let server = FixedStatusServer::start("401 Unauthorized", "");
+
+        let error = push_to(&server).await;
+
+        assert!(
+            matches!(error, RegistryError::Unauthorized { .. }),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("`docker login {}`", server.address)),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn not_found_upload_names_repository() {
+        let body = r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#;
+        let server = FixedStatusServer::start("404 Not Found", body);
+
+        let error = push_to(&server).await;
+
+        assert!(matches!(error, RegistryError::NotFound { .. }), "{error}");
+        assert_eq!(server.count("POST"), 1);
+        assert!(
+            error.to_string().contains("repository `backup` not found"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_client_error_shows_registry_code() {
+        let body = r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#;
+        let server = FixedStatusServer::start_with(move |request_line| match request_line {
+            line if line.starts_with("HEAD ") => ("404 Not Found", ""),
+            line if line.starts_with("POST ") => {
+                ("202 Accepted\r\nLocation: /v2/backup/blobs/uploads/1", "")
+            }
+            _ => ("400 Bad Request", body),
+        });
+
+        let error = push_to(&server).await;
+
+        assert!(matches!(error, RegistryError::Rejected { .. }), "{error}");
+        assert!(error.to_string().contains("DIGEST_INVALID"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn https_to_plain_server_is_tls_error() {
+        let server = FixedStatusServer::start("400 Bad Request", "");
+        let target = Target::from_prefix(&server.address, "backup", "latest").unwrap();
+        let session = Session::new(&target, false, &Credential::Anonymous);
+
+        let error = session.authenticate().await.unwrap_err();
+
+        assert!(matches!(error, RegistryError::Tls { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("`--insecure-registry {}`", server.address)),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_blob_names_layout_path() {
+        let layout = tempfile::tempdir().unwrap();
+        let image = small_image(layout.path());
+        let config_path = blob_path(layout.path(), &image.config.digest);
+        std::fs::remove_file(&config_path).unwrap();
+        let server = FixedStatusServer::start("404 Not Found", "");
+        let target = Target::from_prefix(&server.address, "backup", "latest").unwrap();
+        let options = PushOptions::default();
+
+        let error = push(layout.path(), &image, &target, &options, &SilentReporter)
+            .await
+            .unwrap_err();
+
+        assert!(matches!(error, RegistryError::LayoutBlob { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains(&config_path.display().to_string()),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn manifest_digest_checked_before_push() {
+        let layout = tempfile::tempdir().unwrap();
+        let image = small_image(layout.path());
+        std::fs::write(
+            blob_path(layout.path(), &image.manifest.digest),
+            b"{\"schemaVersion\":3}",
+        )
+        .unwrap();
+
+        let error = read_manifest(layout.path(), &image.manifest).unwrap_err();
+
+        assert!(
+            matches!(error, RegistryError::LayoutManifestDigest { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn blob_size_mismatch_rejected() {
+        let layout = tempfile::tempdir().unwrap();
+        let mut image = small_image(layout.path());
+        image.config.size += 1;
+
+        let error = check_blob_size(
+            &blob_path(layout.path(), &image.config.digest),
+            &image.config,
+        )
+        .unwrap_err();
+
+        assert!(
+            matches!(
+                error,
+                RegistryError::LayoutBlobSize {
+                    expected: 3,
+                    actual: 2,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
 }

@@ -347,3 +347,239 @@ pub(crate) fn validate_digest(digest: &str) -> Result<(), &'static str> {
         Err("a `sha256` digest has 64 lowercase hex characters")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn from_prefix_appends_name_and_tag() {
+        let target = Target::from_prefix("127.0.0.1:5000/kuul", "backup", "latest").unwrap();
+
+        assert_eq!(target.registry(), "127.0.0.1:5000");
+        assert_eq!(target.repository(), "kuul/backup");
+        assert_eq!(target.tag(), "latest");
+    }
+
+    #[test]
+    fn from_prefix_accepts_bare_host() {
+        let target = Target::from_prefix("localhost:5000", "backup", "v1").unwrap();
+
+        assert_eq!(target.registry(), "localhost:5000");
+        assert_eq!(target.repository(), "backup");
+    }
+
+    #[test]
+    fn from_prefix_accepts_ipv6_and_dns_hosts() {
+        for prefix in [
+            "[::1]:5000/jobs",
+            "registry.example.test/team/jobs",
+            "localhost/jobs",
+            "[fe80::1]/jobs",
+        ] {
+            assert!(
+                Target::from_prefix(prefix, "backup", "latest").is_ok(),
+                "{prefix}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_prefix_without_host_names_fix() {
+        let error = Target::from_prefix("kuul", "backup", "latest").unwrap_err();
+
+        assert!(matches!(error, RegistryError::MissingRegistryHost { .. }));
+        assert!(
+            error.to_string().contains("`localhost:5000/kuul`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn from_prefix_hub_namespace_rejected() {
+        let error = Target::from_prefix("team/jobs", "backup", "latest").unwrap_err();
+
+        assert!(
+            matches!(error, RegistryError::MissingRegistryHost { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn from_prefix_rejects_bad_hosts() {
+        let cases = [
+            "127.0.0.1:0/kuul",
+            "127.0.0.1:70000/kuul",
+            "127.0.0.1:/kuul",
+            "300.1.1.1:5000/kuul",
+            "[::1/kuul",
+            "[not-ipv6]:5000/kuul",
+            "bad_host.test/kuul",
+            "-bad.test/kuul",
+        ];
+        for prefix in cases {
+            let error = Target::from_prefix(prefix, "backup", "latest").unwrap_err();
+            assert!(
+                matches!(error, RegistryError::InvalidRegistryHost { .. }),
+                "{prefix}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_host_error_names_value() {
+        let error = Target::from_prefix("127.0.0.1:99999/kuul", "backup", "latest").unwrap_err();
+
+        assert!(error.to_string().contains("`127.0.0.1:99999`"), "{error}");
+    }
+
+    #[test]
+    fn from_prefix_rejects_bad_repository() {
+        for (prefix, name) in [
+            ("localhost:5000/Kuul", "backup"),
+            ("localhost:5000/kuul", "Backup"),
+            ("localhost:5000/kuul", "back..up"),
+            ("localhost:5000/kuul", "-backup"),
+            ("localhost:5000/kuul", "backup-"),
+            ("localhost:5000/kuul//jobs", "backup"),
+            ("localhost:5000/kuul", ""),
+        ] {
+            let error = Target::from_prefix(prefix, name, "latest").unwrap_err();
+            assert!(
+                matches!(error, RegistryError::InvalidRepository { .. }),
+                "{prefix} {name}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn repository_accepts_docker_separators() {
+        for name in [
+            "back.up", "back_up", "back__up", "back-up", "back--up", "b4ckup2",
+        ] {
+            assert!(
+                Target::from_prefix("localhost:5000", name, "latest").is_ok(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn repository_over_255_characters_rejected() {
+        let name = "a".repeat(250);
+
+        let error = Target::from_prefix("localhost:5000", &name, "latest").unwrap_err();
+
+        assert!(
+            matches!(error, RegistryError::InvalidRepository { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn tag_grammar_enforced() {
+        for tag in ["latest", "v1.2.3", "_build-7", "A", &"a".repeat(128)] {
+            assert!(
+                Target::from_prefix("localhost:5000", "backup", tag).is_ok(),
+                "{tag}"
+            );
+        }
+        for tag in ["", ".hidden", "-dash", "has space", "a/b", &"a".repeat(129)] {
+            let error = Target::from_prefix("localhost:5000", "backup", tag).unwrap_err();
+            assert!(
+                matches!(error, RegistryError::InvalidTag { .. }),
+                "{tag}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn pinned_keeps_tag_and_digest() {
+        let target = Target::from_prefix("127.0.0.1:5000/kuul", "backup", "latest").unwrap();
+
+        assert_eq!(
+            target.pinned(DIGEST),
+            format!("127.0.0.1:5000/kuul/backup:latest@{DIGEST}")
+        );
+    }
+
+    #[test]
+    fn parse_pinned_splits_components() {
+        let reference = parse_pinned(&format!("localhost:5000/kuul/backup:v1@{DIGEST}")).unwrap();
+
+        assert_eq!(reference.registry, "localhost:5000");
+        assert_eq!(reference.repository, "kuul/backup");
+        assert_eq!(reference.tag.as_deref(), Some("v1"));
+        assert_eq!(reference.digest, DIGEST);
+    }
+
+    #[test]
+    fn parse_pinned_tag_is_optional() {
+        let reference = parse_pinned(&format!("localhost:5000/kuul/backup@{DIGEST}")).unwrap();
+
+        assert_eq!(reference.tag, None);
+        assert_eq!(reference.repository, "kuul/backup");
+    }
+
+    #[test]
+    fn parse_pinned_round_trips_display() {
+        let text = format!("[::1]:5000/kuul/backup:latest@{DIGEST}");
+
+        assert_eq!(parse_pinned(&text).unwrap().to_string(), text);
+    }
+
+    #[test]
+    fn parse_pinned_rejects_malformed_references() {
+        let short = "sha256:0123";
+        let upper = DIGEST.to_uppercase().replace("SHA256", "sha256");
+        let cases = [
+            "localhost:5000/kuul/backup:latest".to_string(),
+            format!("localhost:5000/kuul/backup@{short}"),
+            format!("localhost:5000/kuul/backup@{upper}"),
+            format!("localhost:5000/kuul/backup@sha512:{}", &DIGEST[7..]),
+            format!("kuul/backup@{DIGEST}"),
+            format!("backup@{DIGEST}"),
+            format!("localhost:5000@{DIGEST}"),
+            format!("localhost:5000/@{DIGEST}"),
+        ];
+        for case in cases {
+            let error = parse_pinned(&case).unwrap_err();
+            assert!(
+                matches!(error, RegistryError::InvalidReference { .. }),
+                "{case}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_pinned_rejects_bad_parts() {
+        let bad_tag = parse_pinned(&format!("localhost:5000/kuul/backup:-x@{DIGEST}")).unwrap_err();
+        let bad_repository = parse_pinned(&format!("localhost:5000/Kuul@{DIGEST}")).unwrap_err();
+        let bad_host = parse_pinned(&format!("local_host.test/kuul@{DIGEST}")).unwrap_err();
+
+        assert!(
+            matches!(bad_tag, RegistryError::InvalidTag { .. }),
+            "{bad_tag}"
+        );
+        assert!(
+            matches!(bad_repository, RegistryError::InvalidRepository { .. }),
+            "{bad_repository}"
+        );
+        assert!(
+            matches!(bad_host, RegistryError::InvalidRegistryHost { .. }),
+            "{bad_host}"
+        );
+    }
+
+    #[test]
+    fn invalid_reference_error_names_value() {
+        let error = parse_pinned("kuul/backup:latest").unwrap_err();
+
+        assert!(
+            error.to_string().contains("`kuul/backup:latest`"),
+            "{error}"
+        );
+    }
+}

@@ -43,3 +43,61 @@ pub fn uses_plain_http(registry: &str, insecure_registries: &[String]) -> bool {
         .iter()
         .any(|entry| entry.eq_ignore_ascii_case(registry) || entry.eq_ignore_ascii_case(host))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_recognized() {
+        for registry in [
+            "localhost",
+            "localhost:5000",
+            "LOCALHOST:5000",
+            "127.0.0.1:5000",
+            "127.3.4.5",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert!(is_loopback(registry), "{registry}");
+        }
+    }
+
+    #[test]
+    fn remote_hosts_not_loopback() {
+        for registry in [
+            "10.0.0.1:5000",
+            "registry.test",
+            "localhost.test:5000",
+            "[::2]:5000",
+            "128.0.0.1",
+            "[::1",
+        ] {
+            assert!(!is_loopback(registry), "{registry}");
+        }
+    }
+
+    #[test]
+    fn plain_http_for_loopback_only_by_default() {
+        assert!(uses_plain_http("127.0.0.1:5000", &[]));
+        assert!(!uses_plain_http("registry.test:5000", &[]));
+    }
+
+    #[test]
+    fn insecure_entry_with_port_matches_exactly() {
+        let insecure = vec!["registry.test:5000".to_string()];
+
+        assert!(uses_plain_http("registry.test:5000", &insecure));
+        assert!(!uses_plain_http("registry.test:5001", &insecure));
+        assert!(!uses_plain_http("registry.test", &insecure));
+    }
+
+    #[test]
+    fn insecure_entry_without_port_covers_ports() {
+        let insecure = vec!["registry.test".to_string()];
+
+        assert!(uses_plain_http("registry.test:5000", &insecure));
+        assert!(uses_plain_http("registry.test", &insecure));
+        assert!(!uses_plain_http("other.test", &insecure));
+    }
+}
