@@ -683,4 +683,78 @@ mod tests {
             "{error}"
         );
     }
+
+    /// Records warnings, for the credential policy tests.
+    #[derive(Default)]
+    struct WarningRecorder {
+        warnings: Mutex<Vec<String>>,
+    }
+
+    impl Reporter for WarningRecorder {
+        fn warning(&self, message: &str) {
+            self.warnings.lock().unwrap().push(message.to_string());
+        }
+    }
+
+    fn options_with_auths(dir: &Path, registry: &str, insecure: &[&str]) -> PushOptions {
+        let config =
+            serde_json::json!({ "auths": { registry: { "username": "kuul", "password": "pw" } } });
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+
+        PushOptions {
+            insecure_registries: insecure.iter().map(|entry| entry.to_string()).collect(),
+            docker_config_dir: Some(dir.to_path_buf()),
+        }
+    }
+
+    #[tokio::test]
+    async fn insecure_remote_registry_withholds_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options_with_auths(dir.path(), "registry.test:5000", &["registry.test:5000"]);
+        let target = Target::from_prefix("registry.test:5000/kuul", "backup", "latest").unwrap();
+        let reporter = WarningRecorder::default();
+
+        let credential = load_credential(&target, &options, true, &reporter)
+            .await
+            .unwrap();
+
+        assert_eq!(credential, Credential::Anonymous);
+        let warnings = reporter.warnings.lock().unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("`registry.test:5000`"),
+            "{}",
+            warnings[0]
+        );
+        assert!(!warnings[0].contains("pw"), "{}", warnings[0]);
+    }
+
+    #[tokio::test]
+    async fn loopback_registry_keeps_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options_with_auths(dir.path(), "127.0.0.1:5000", &[]);
+        let target = Target::from_prefix("127.0.0.1:5000/kuul", "backup", "latest").unwrap();
+        let reporter = WarningRecorder::default();
+
+        let credential = load_credential(&target, &options, true, &reporter)
+            .await
+            .unwrap();
+
+        assert!(!credential.is_anonymous());
+        assert!(reporter.warnings.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn https_registry_keeps_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options_with_auths(dir.path(), "registry.test:5000", &[]);
+        let target = Target::from_prefix("registry.test:5000/kuul", "backup", "latest").unwrap();
+        let reporter = WarningRecorder::default();
+
+        let credential = load_credential(&target, &options, false, &reporter)
+            .await
+            .unwrap();
+
+        assert!(!credential.is_anonymous());
+    }
 }
