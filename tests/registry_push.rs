@@ -235,7 +235,8 @@ async fn changed_job_uploads_one_layer() {
     .await
     .unwrap();
 
-    // The job-files layer and the config change; the system-files layer stays.
+    // The job-files layer and the config change, but the system-files layer
+    // stays the same.
     assert_eq!(outcome.blobs_uploaded, 2);
     assert_eq!(outcome.blobs_skipped, 1);
     assert_eq!(

@@ -22,7 +22,7 @@ use super::RegistryError;
 /// The user name a credential helper returns with an identity token.
 const IDENTITY_TOKEN_USERNAME: &str = "<token>";
 
-/// How kuul authenticates to one registry.
+/// The credential kuul sends to one registry.
 ///
 /// `Debug` prints user names but never passwords or tokens.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,7 +59,7 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// The directory that holds the Docker `config.json`: `$DOCKER_CONFIG`,
+/// Returns the directory that contains the Docker `config.json`: `$DOCKER_CONFIG`,
 /// else `$HOME/.docker`. `None` when neither variable is set.
 pub fn docker_config_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
@@ -134,7 +134,7 @@ struct AuthEntry {
     identitytoken: String,
 }
 
-/// Reads `config.json`; `Ok(None)` when the file does not exist.
+/// Reads `config.json`, or returns `Ok(None)` when the file does not exist.
 fn read_config(path: &Path) -> Result<Option<DockerConfigFile>, RegistryError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -186,8 +186,8 @@ fn key_hostname(key: &str) -> &str {
 }
 
 /// Turns an `auths` entry into a credential. `identitytoken` wins over
-/// `auth`, which wins over `username` and `password`; an empty entry (as
-/// Docker writes when a helper stores the secret) is anonymous.
+/// `auth`, which wins over `username` and `password`. An empty entry, as
+/// Docker writes when a helper stores the secret, is anonymous.
 fn credential_from_entry(
     path: &Path,
     key: &str,
@@ -233,7 +233,7 @@ struct HelperOutput {
 /// Runs `docker-credential-<helper> get` with the registry on stdin, as the
 /// Docker credential-helper protocol specifies.
 ///
-/// The helper's stdout holds the secret, so it never goes into an error.
+/// The helper's stdout contains the secret, so it never goes into an error.
 fn run_helper(
     helper: &str,
     registry: &str,
@@ -287,7 +287,7 @@ fn run_helper(
 }
 
 /// Maps a helper's non-zero exit to an error, except the "credentials not
-/// found" answer, which means anonymous access as it does for Docker.
+/// found" output, which means anonymous access, as it does for Docker.
 fn helper_failure(
     output: &std::process::Output,
     failed: impl Fn(String) -> RegistryError,
@@ -332,16 +332,16 @@ mod tests {
     }
 
     /// Writes `docker-credential-kuultest` into a new directory. The script
-    /// answers `get` with `output` on stdout and exits with `exit_code`.
+    /// prints `output` for `get` and exits with `exit_code`.
     fn helper_dir(output: &str, exit_code: i32) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("docker-credential-kuultest");
-        let asked = dir.path().join("asked");
+        let received = dir.path().join("received");
         // Only shell builtins, because the test runs the helper with PATH
         // set to this directory alone.
         let text = format!(
             "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r server\necho \"$server\" > '{}'\nprintf '%s' '{output}'\nexit {exit_code}\n",
-            asked.display()
+            received.display()
         );
         std::fs::write(&script, text).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -490,8 +490,8 @@ mod tests {
                 .unwrap();
 
         assert_eq!(credential, basic("helper-user", "helper-secret"));
-        let asked = std::fs::read_to_string(helpers.path().join("asked")).unwrap();
-        assert_eq!(asked.trim(), REGISTRY);
+        let received = std::fs::read_to_string(helpers.path().join("received")).unwrap();
+        assert_eq!(received.trim(), REGISTRY);
     }
 
     #[test]
@@ -510,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn helper_not_found_answer_is_anonymous() {
+    fn helper_not_found_is_anonymous() {
         let helpers = helper_dir("credentials not found in native keychain", 1);
         let dir = config_dir(&serde_json::json!({ "credHelpers": { REGISTRY: "kuultest" } }));
 

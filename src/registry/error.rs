@@ -202,8 +202,9 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Whether one more try could succeed: connection failures, timeouts and
-    /// 5xx answers. Rejections and local errors repeat the same way.
+    /// Returns `true` if one more try could succeed: after connection
+    /// failures, timeouts and 5xx responses. Rejections and local errors
+    /// would repeat.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -225,8 +226,8 @@ pub(crate) struct RequestContext<'a> {
 }
 
 impl RequestContext<'_> {
-    /// Maps an `oci-client` 0.18 error to the [`RegistryError`] that says
-    /// what to do about it.
+    /// Maps an `oci-client` 0.18 error to the [`RegistryError`] that names
+    /// the fix.
     pub(crate) fn map_error(&self, error: OciDistributionError) -> RegistryError {
         match error {
             OciDistributionError::RequestError(error) => {
@@ -237,8 +238,8 @@ impl RequestContext<'_> {
                 self.map_status(code, &message)
             }
             OciDistributionError::UnauthorizedError { .. } => self.map_status(401, ""),
-            // The token service rejected the credentials. Its answer may be an
-            // HTML page, so it is not shown.
+            // The token service rejected the credentials. Its response body
+            // may be an HTML page, so it is not shown.
             OciDistributionError::AuthenticationFailure(_) => self.map_status(401, ""),
             OciDistributionError::RegistryError { envelope, .. } => self.map_envelope(&envelope),
             other => self.request_failed(other.to_string()),
@@ -263,7 +264,9 @@ impl RequestContext<'_> {
                 registry,
                 repository,
             },
-            500..=599 => RegistryError::ServerError {
+            // A 429 Too Many Requests response is retried like a 5xx, because it
+            // clears after a wait.
+            429 | 500..=599 => RegistryError::ServerError {
                 registry,
                 repository,
                 status,
@@ -377,9 +380,9 @@ fn chain_has_io_kind(error: &(dyn std::error::Error + 'static), kind: std::io::E
     false
 }
 
-/// The message of the last error in the source chain, which names the cause
+/// Returns the message of the last error in the source chain, which names the cause
 /// (`Connection refused`, `invalid peer certificate: UnknownIssuer`) where
-/// the outer ones only say that a request failed.
+/// the outer ones only report that a request failed.
 fn innermost_message(error: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = error;
     while let Some(source) = innermost.source() {
@@ -388,7 +391,7 @@ fn innermost_message(error: &(dyn std::error::Error + 'static)) -> String {
     innermost.to_string()
 }
 
-/// Whether a connection failure came from the TLS handshake.
+/// Returns `true` if a connection failure came from the TLS handshake.
 ///
 /// rustls's error type is not reachable through `oci-client`'s public API,
 /// so this matches the wording of rustls 0.23 errors, such as `received

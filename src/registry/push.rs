@@ -36,7 +36,7 @@ const MIN_UPLOAD_RATE: u64 = 256 * 1024;
 /// Tries per request when a connection fails or the registry returns 5xx.
 const MAX_TRIES: u32 = 3;
 
-/// Wait before the second try; it doubles before each further try.
+/// Delay before the second try. It doubles before each further try.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// Size of each read from a blob file while it streams to the registry.
@@ -48,12 +48,12 @@ pub struct PushOptions {
     /// Registries (`HOST` or `HOST:PORT`) reached over plain HTTP, from
     /// `--insecure-registry`. Loopback registries always use plain HTTP.
     pub insecure_registries: Vec<String>,
-    /// Directory with the Docker `config.json`; `None` means
+    /// Directory with the Docker `config.json`. `None` means
     /// [`docker_config_dir`].
     pub docker_config_dir: Option<PathBuf>,
 }
 
-/// What [`push`] did.
+/// The result of a [`push`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushOutcome {
     /// `host:port/repository:tag@sha256:...`.
@@ -73,8 +73,8 @@ pub struct PushOutcome {
 ///
 /// Every blob is checked in the layout before the first request, so a
 /// damaged layout fails without a partial push. Blobs the registry already
-/// has are skipped. Connection failures and 5xx
-/// answers are retried up to 3 times per request.
+/// has are skipped. Each request is tried up to 3 times when the connection
+/// fails or the registry returns 5xx.
 ///
 /// # Errors
 ///
@@ -101,7 +101,7 @@ pub async fn push(
 
     let plain_http = uses_plain_http(target.registry(), &options.insecure_registries);
     let credential = load_credential(target, options, plain_http, reporter).await?;
-    let session = Session::new(target, plain_http, &credential);
+    let session = Session::new(target, plain_http, &credential)?;
 
     session.authenticate().await?;
 
@@ -154,7 +154,7 @@ async fn load_credential(
 
     if plain_http && !is_loopback(target.registry()) && !credential.is_anonymous() {
         reporter.warning(&format!(
-            "credentials for `{}` withheld because it is reached over plain HTTP; pushing anonymously",
+            "credentials for `{}` withheld because it is reached over plain HTTP, so the push is anonymous",
             target.registry()
         ));
         return Ok(Credential::Anonymous);
@@ -172,7 +172,11 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(target: &'a Target, plain_http: bool, credential: &Credential) -> Session<'a> {
+    fn new(
+        target: &'a Target,
+        plain_http: bool,
+        credential: &Credential,
+    ) -> Result<Session<'a>, RegistryError> {
         let protocol = if plain_http {
             ClientProtocol::Http
         } else {
@@ -187,24 +191,30 @@ impl<'a> Session<'a> {
             ..ClientConfig::default()
         };
 
-        Session {
-            client: Client::new(config),
+        let context = RequestContext {
+            registry: target.registry(),
+            repository: target.repository(),
+            https: !plain_http,
+        };
+        // `Client::new` would fall back to a default client on this error and
+        // lose the protocol and timeouts set above.
+        let client = Client::try_from(config).map_err(|error| context.map_error(error))?;
+
+        Ok(Session {
+            client,
             reference: Reference::with_tag(
                 target.registry().to_string(),
                 target.repository().to_string(),
                 target.tag().to_string(),
             ),
             auth: registry_auth(credential),
-            context: RequestContext {
-                registry: target.registry(),
-                repository: target.repository(),
-                https: !plain_http,
-            },
-        }
+            context,
+        })
     }
 
-    /// Checks that the registry answers `/v2/` and fetches a push token when
-    /// it asks for one, so that an unreachable registry fails before any blob.
+    /// Checks that the registry responds to `/v2/`, and fetches a push token
+    /// if it requires one, so that an unreachable registry fails before any
+    /// blob.
     async fn authenticate(&self) -> Result<(), RegistryError> {
         self.with_retries("version check", REQUEST_TIMEOUT, || async {
             self.client
@@ -253,7 +263,7 @@ impl<'a> Session<'a> {
     ///
     /// `oci-client` 0.18 does not return the `Docker-Content-Digest` header
     /// of a manifest PUT. Distribution puts the digest in `Location`
-    /// instead, and when a registry's `Location` holds no digest, there is
+    /// instead, and when a registry's `Location` contains no digest, there is
     /// nothing to check.
     async fn put_manifest(
         &self,
@@ -294,7 +304,7 @@ impl<'a> Session<'a> {
     /// short, doubling wait when the failure is transient.
     async fn with_retries<T, F, Fut>(
         &self,
-        what: &str,
+        operation: &str,
         time_limit: Duration,
         request: F,
     ) -> Result<T, RegistryError>
@@ -323,7 +333,7 @@ impl<'a> Session<'a> {
                 repository = self.context.repository,
                 attempt,
                 error = %error.to_string().lines().next().unwrap_or_default(),
-                "{what} failed, retrying in {} ms",
+                "{operation} failed, retrying in {} ms",
                 delay.as_millis()
             );
             tokio::time::sleep(delay).await;
@@ -418,9 +428,9 @@ mod tests {
     use crate::image::BuiltLayer;
     use crate::report::SilentReporter;
 
-    /// A fake registry that answers with fixed statuses and records the
-    /// request lines. Each connection gets one read, so it also
-    /// answers a TLS ClientHello with plain HTTP.
+    /// A fake registry that returns fixed statuses and records the request
+    /// lines. It reads each connection once, so it also responds to a TLS
+    /// ClientHello with plain HTTP.
     struct FixedStatusServer {
         address: String,
         requests: Arc<Mutex<Vec<String>>>,
@@ -431,7 +441,7 @@ mod tests {
             FixedStatusServer::start_with(move |_request_line| (status_line, body))
         }
 
-        /// Starts a server that answers each request with the status line and
+        /// Starts a server that responds to each request with the status line and
         /// body that `respond` picks for the request line.
         fn start_with(
             respond: impl Fn(&str) -> (&'static str, &'static str) + Send + 'static,
@@ -602,10 +612,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn manifest_digest_mismatch_reported() {
+        let server = FixedStatusServer::start_with(|request_line| match request_line {
+            line if line.starts_with("PUT ") => (
+                "201 Created\r\nLocation: /v2/backup/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                "",
+            ),
+            _ => ("200 OK", ""),
+        });
+
+        let error = push_to(&server).await;
+
+        assert!(
+            matches!(error, RegistryError::ManifestDigestMismatch { .. }),
+            "{error}"
+        );
+        assert_eq!(server.count("HEAD"), 2);
+        assert_eq!(server.count("PUT"), 1);
+    }
+
+    #[tokio::test]
     async fn https_to_plain_server_is_tls_error() {
         let server = FixedStatusServer::start("400 Bad Request", "");
         let target = Target::from_prefix(&server.address, "backup", "latest").unwrap();
-        let session = Session::new(&target, false, &Credential::Anonymous);
+        let session = Session::new(&target, false, &Credential::Anonymous).unwrap();
 
         let error = session.authenticate().await.unwrap_err();
 

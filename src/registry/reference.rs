@@ -1,9 +1,9 @@
 //! Image references: the push target built from `--registry` and the job
 //! name, and the pinned `REF@DIGEST` strings that users pass in.
 //!
-//! The grammar follows the Docker reference format: a registry host is a
+//! The grammar follows the Docker reference format. A registry host is a
 //! host name, an IPv4 address or a bracketed IPv6 address with an optional
-//! port; repository components match `[a-z0-9]+([._-][a-z0-9]+)*`; a tag
+//! port. Repository components match `[a-z0-9]+([._-][a-z0-9]+)*`, and a tag
 //! matches `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 
 use std::fmt;
@@ -17,7 +17,7 @@ const MAX_NAME_LENGTH: usize = 255;
 /// Maximum length of a tag.
 const MAX_TAG_LENGTH: usize = 128;
 
-/// Where `kuul publish` pushes an image: `registry/repository:tag`.
+/// The push destination of `kuul publish`: `registry/repository:tag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     registry: String,
@@ -57,12 +57,12 @@ impl Target {
         })
     }
 
-    /// The registry as `host[:port]`.
+    /// Returns the registry as `host[:port]`.
     pub fn registry(&self) -> &str {
         &self.registry
     }
 
-    /// The repository path below the registry, such as `kuul/backup`.
+    /// Returns the repository path below the registry, such as `kuul/backup`.
     pub fn repository(&self) -> &str {
         &self.repository
     }
@@ -123,7 +123,7 @@ pub fn parse_pinned(reference: &str) -> Result<PinnedReference, RegistryError> {
     let (name_and_tag, digest) = reference
         .split_once('@')
         .ok_or_else(|| invalid("missing `@sha256:` digest"))?;
-    validate_digest(digest).map_err(|reason| invalid(reason))?;
+    validate_digest(digest).map_err(invalid)?;
 
     let (name, tag) = split_tag(name_and_tag);
     let (registry, repository) =

@@ -1,4 +1,4 @@
-//! Which registries kuul reaches over plain HTTP.
+//! The plain-HTTP policy.
 //!
 //! Loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) and the hosts
 //! listed with `--insecure-registry` use plain HTTP; every other registry
@@ -8,7 +8,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::reference::split_host_port;
 
-/// Whether `registry` (`host[:port]`) is a loopback address or `localhost`.
+/// Returns `true` if `registry` (`host[:port]`) is a loopback address or
+/// `localhost`.
 ///
 /// Host names other than `localhost` count as remote even if they resolve
 /// to a loopback address, because the decision is made without DNS.
@@ -30,7 +31,8 @@ pub fn is_loopback(registry: &str) -> bool {
         .is_ok_and(|address| address.is_loopback())
 }
 
-/// Whether kuul talks plain HTTP to `registry`: for loopback registries and
+/// Returns `true` if kuul uses plain HTTP for `registry`: for loopback
+/// registries and
 /// for an entry of `insecure_registries` that equals `host:port`, or equals
 /// the host alone and so covers every port.
 pub fn uses_plain_http(registry: &str, insecure_registries: &[String]) -> bool {

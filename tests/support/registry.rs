@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 const SETUP_HINT: &str = "run `scripts/setup-test-env` to install the test components";
 
-/// How long a fresh registry may take to answer `GET /v2/`.
+/// Maximum time a fresh registry may take to respond to `GET /v2/`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running `docker-registry serve`, killed when dropped.
@@ -90,7 +90,7 @@ impl TestRegistry {
         registry
     }
 
-    /// Polls `GET /v2/` until the registry answers with any HTTP status.
+    /// Polls `GET /v2/` until the registry responds with any HTTP status.
     fn wait_until_ready(&mut self) {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
 
@@ -100,16 +100,16 @@ impl TestRegistry {
                 if let Some(mut pipe) = self.child.stderr.take() {
                     let _ = pipe.read_to_string(&mut stderr);
                 }
-                panic!("`docker-registry` exited with {status} before answering:\n{stderr}");
+                panic!("`docker-registry` exited with {status} before responding:\n{stderr}");
             }
-            if answers_http(&self.address) {
+            if responds_to_http(&self.address) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
 
         panic!(
-            "`docker-registry` did not answer `GET /v2/` at {} within {STARTUP_TIMEOUT:?}",
+            "`docker-registry` did not respond to `GET /v2/` at {} within {STARTUP_TIMEOUT:?}",
             self.address
         );
     }
@@ -140,15 +140,15 @@ fn registry_config(storage: &Path, address: &str, htpasswd: Option<&Path>) -> St
     config
 }
 
-/// A loopback port that was free a moment ago. Another process could take it
-/// before the registry binds it; the registry then exits and the test fails
-/// with its error.
+/// Returns a loopback port that was free a moment ago. Another process could
+/// take it before the registry binds it. The registry then exits and the test
+/// fails with its error.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
 
-fn answers_http(address: &str) -> bool {
+fn responds_to_http(address: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect(address) else {
         return false;
     };
@@ -176,7 +176,8 @@ pub fn write_blob(layout: &Path, media_type: &str, content: &[u8]) -> Descriptor
     }
 }
 
-/// A gzip tar layer holding `files` (path, content), with fixed metadata.
+/// Builds a gzip tar layer containing `files` (path, content) with fixed
+/// metadata, and returns it with its diff ID.
 fn gzip_layer(files: &[(&str, &[u8])]) -> (Vec<u8>, String) {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, content) in files {
