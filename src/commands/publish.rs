@@ -6,8 +6,7 @@ use serde_json::json;
 use super::build::repository_name;
 use super::{StderrReporter, build_options, human_bytes};
 use crate::cli::{ManifestFormat, PublishArgs};
-use crate::registry::push::{PushOptions, push};
-use crate::registry::reference::Target;
+use crate::registry::{PushOptions, Target, push};
 
 pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     let options = build_options(&args.build)?;
@@ -18,8 +17,8 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to build `{}`", job_dir.display()))?;
 
     let target = Target::from_prefix(&args.registry, &repository_name(&build), &build.tag)?;
-    eprintln!("pushing to {}/{}:{}", target.registry, target.repository, target.tag);
-    let push_options = PushOptions { insecure_registries: args.insecure_registries.clone() };
+    eprintln!("pushing to {target}");
+    let push_options = PushOptions { insecure_registries: args.insecure_registries.clone(), ..Default::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcome = runtime.block_on(push(build.layout.dir(), &build.image, &target, &push_options, &StderrReporter))?;
 
