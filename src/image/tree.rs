@@ -484,7 +484,7 @@ mod tests {
     #[test]
     fn add_layer_rejects_abnormal_paths() {
         for path in ["usr/bin/sh", "/", "/usr/bin/", "/usr//bin", "/usr/./bin", "/usr/../bin", "/a\0b"] {
-            let result = ImageTree::new().add_layer(layer(vec![file(&path, b"x")]));
+            let result = ImageTree::new().add_layer(layer(vec![file(path, b"x")]));
             assert!(matches!(result, Err(TreeError::InvalidPath { .. })), "path {path:?} gave {result:?}");
         }
     }
