@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
-use crate::spec::{self, NONROOT_ID, POOL_LABEL, Spec};
+use crate::spec::{self, POOL_LABEL, Spec};
 
 /// The label that names the job on the CronJob, its Jobs and their pods.
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
