@@ -37,7 +37,7 @@ UMASK = "0755"
 
 [resources]
 requests = { cpu = "250m", memory = "128Mi" }
-limits = { cpu = "1", memory = "1e3" }
+limits = { cpu = "1", memory = "1e9" }
 "#;
 
 const WITH_PLACEMENT: &str = r#"

@@ -549,14 +549,14 @@ mod tests {
     #[test]
     fn resources_copied_as_quantities() {
         let spec = parse_spec(
-            "[resources]\nrequests = { cpu = \"250m\", memory = \"128Mi\" }\nlimits = { memory = \"1e3\" }\n",
+            "[resources]\nrequests = { cpu = \"250m\", memory = \"128Mi\" }\nlimits = { memory = \"1e9\" }\n",
         );
 
         let manifest = manifest_json(&spec);
 
         let expected = json!({
             "requests": {"cpu": "250m", "memory": "128Mi"},
-            "limits": {"memory": "1e3"},
+            "limits": {"memory": "1e9"},
         });
         assert_eq!(at(&manifest, &format!("{CONTAINER}/resources")), &expected);
     }

@@ -336,12 +336,8 @@ fn default_workdir() -> String {
 /// and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("failed to read `{}`: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}", render_read_error(path, error))]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{}", render_problems(path, problems))]
     Invalid {
         path: PathBuf,
@@ -384,11 +380,19 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
     out
 }
 
+fn render_read_error(path: &Path, error: &std::io::Error) -> String {
+    let mut out = format!("failed to read `{}`: {error}", path.display());
+    if error.kind() == std::io::ErrorKind::NotFound {
+        out.push_str("\nhint: a job directory needs a `kuul.toml`; `kuul init DIR` writes one");
+    }
+    out
+}
+
 /// Reads and validates the `kuul.toml` at `path`.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     parse(&text, path)
 }

@@ -109,12 +109,14 @@ pub fn container_image(cronjob: &Value) -> String {
 
 /// Returns N from the first `uploaded N bytes` in `stderr`, or `None`.
 pub fn uploaded_bytes(stderr: &str) -> Option<u64> {
-    let (_, rest) = stderr.split_once("uploaded ")?;
-    let (number, rest) = rest.split_once(' ')?;
-    if !rest.starts_with("bytes") {
-        return None;
-    }
-    number.parse().ok()
+    stderr.lines().find_map(|line| {
+        let rest = line.strip_prefix("uploaded ")?;
+        let (number, rest) = rest.split_once(' ')?;
+        if !rest.starts_with("bytes") {
+            return None;
+        }
+        number.parse().ok()
+    })
 }
 
 /// Pulls `image` from a plain-HTTP registry into `work/layout` with skopeo
