@@ -1,9 +1,13 @@
 //! `docker load` archives.
 //!
-//! The tar holds both a Docker `manifest.json` and an OCI `oci-layout` plus
-//! `index.json` over one shared `blobs/sha256/` directory, the layout that
-//! `docker save` writes since Docker 25. So `docker load`, `podman load` and
-//! any reader of `oci-archive:` accept the same file.
+//! The tar contains both a Docker `manifest.json` and an OCI `oci-layout`
+//! plus `index.json` over one shared `blobs/sha256/` directory, the layout
+//! that `docker save` writes since Docker 25. So `docker load`, `podman load`
+//! and any reader of `oci-archive:` can read the same file.
+//!
+//! NOTE: the tests read these archives only with skopeo (`docker-archive:`
+//! and `oci-archive:`). `docker load` and `podman load` have not been run on
+//! them, because the test machine has neither a Docker daemon nor podman.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

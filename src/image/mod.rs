@@ -24,7 +24,7 @@ pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+jso
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
-/// Why an image could not be built or written.
+/// Errors from building an image or writing it to disk.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(transparent)]
@@ -121,9 +121,9 @@ impl BuiltImage {
 
 /// Writes an image into `layout` and returns its descriptors.
 ///
-/// Each layer first goes through a fresh [`ImageTree`] in order, which
-/// checks it against the layers before it and normalizes its paths, so
-/// `layers` may come straight from the sources. Every file gets
+/// The layers pass through a fresh [`ImageTree`] in order. It checks each
+/// layer against the ones before it and normalizes its paths, so `layers`
+/// may come straight from the sources. Every file gets
 /// `settings.created` as its mtime. The config and the manifest are canonical
 /// JSON (sorted keys, no whitespace), so the same inputs give the same
 /// manifest digest. The image is not tagged: call [`Layout::tag`] for that.
@@ -195,8 +195,8 @@ struct ImageConfig<'a> {
     history: Vec<History<'a>>,
 }
 
-/// The config's `config` object. Empty fields are left out, as runtimes
-/// treat a missing field and an empty one alike.
+/// The config's `config` object. Empty fields are left out, as the image
+/// spec's own Go types do with `omitempty`.
 #[derive(Serialize)]
 struct ExecutionConfig<'a> {
     #[serde(rename = "User", skip_serializing_if = "str::is_empty")]

@@ -1,9 +1,9 @@
 //! A view of every path an image will contain, across its layers.
 //!
 //! [`ImageTree::add_layer`] checks each layer against the layers added before
-//! it and rewrites it into the form that tar layers need: canonical paths
-//! (no symlink among the parents), explicit parent directories, one entry per
-//! path, hard links after the file they point to.
+//! it and rewrites it into the form that tar layers need. In that form, no
+//! parent of a path is a symlink, every parent directory is listed, each path
+//! occurs once, and a hard link comes after the file it points to.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -51,7 +51,7 @@ pub struct ImageTree {
     entries: BTreeMap<String, Entry>,
 }
 
-/// How a path walk failed, before it is tied to an entry for the error.
+/// Reason a path walk failed, before it is tied to an entry for the error.
 enum WalkError {
     NotDirectory { parent: String },
     Escape { link: String, target: String },
@@ -73,11 +73,11 @@ impl ImageTree {
     /// Validates one layer against the layers added before it, records its
     /// entries and returns the layer to write.
     ///
-    /// Paths are rewritten through symlinked parents (`/bin/sh` becomes
-    /// `/usr/bin/sh` when `/bin` links to `usr/bin`), missing parent
-    /// directories are added as root-owned 0755 directories, identical
-    /// duplicates are merged, and each group of hard links is rewritten so the
-    /// file comes first in path order and the others link to it. The returned
+    /// Paths are rewritten through symlinked parents, so `/bin/sh` becomes
+    /// `/usr/bin/sh` when `/bin` links to `usr/bin`. Missing parent
+    /// directories are added as root-owned 0755 directories, and identical
+    /// duplicates are merged. In each group of hard links, the first path in
+    /// byte order becomes the file and the others link to it. The returned
     /// entries are sorted by path in byte order. On error the tree is unchanged.
     pub fn add_layer(&mut self, layer: LayerContent) -> Result<LayerContent, TreeError> {
         let mut entries = layer.entries;
@@ -86,7 +86,8 @@ impl ImageTree {
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
 
-        // Symlinks go first so that every other entry sees all of them.
+        // Symlinks are staged first, so every other entry resolves its
+        // parents through all of them.
         let (symlinks, others): (Vec<Entry>, Vec<Entry>) =
             entries.into_iter().partition(|entry| matches!(entry.kind, EntryKind::Symlink { .. }));
 
@@ -294,8 +295,8 @@ impl ImageTree {
     }
 }
 
-/// Rewrites each group of hard links so that the first path in byte order
-/// holds the file and the others link to it, because a tar reader can only
+/// Rewrites each group of hard links so that the first path in byte order is
+/// the regular file and the others link to it, because a tar reader can only
 /// link to an entry it has already extracted.
 fn normalize_hardlinks(staged: &mut BTreeMap<String, Staged>) -> Result<(), TreeError> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -416,8 +417,8 @@ fn kind_name(kind: &EntryKind) -> &'static str {
     }
 }
 
-/// The non-empty components of a path, so `//` and a trailing `/` in a
-/// symlink target are ignored as the kernel does.
+/// Returns the non-empty components of a path, so `//` and a trailing `/` in
+/// a symlink target are ignored as the kernel does.
 fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|component| !component.is_empty())
 }
