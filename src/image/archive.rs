@@ -47,9 +47,16 @@ pub fn write_docker_archive(layout: &Layout, image: &BuiltImage, repo_tag: &str,
     result
 }
 
-fn write_archive(layout: &Layout, image: &BuiltImage, repo_tag: &str, file: File, out: &Path) -> Result<(), ImageError> {
+fn write_archive(
+    layout: &Layout,
+    image: &BuiltImage,
+    repo_tag: &str,
+    file: File,
+    out: &Path,
+) -> Result<(), ImageError> {
     let write_error = |source| ImageError::Write { path: out.to_path_buf(), source };
-    let files = metadata_files(image, repo_tag).map_err(|source| ImageError::Json { path: out.to_path_buf(), source })?;
+    let files =
+        metadata_files(image, repo_tag).map_err(|source| ImageError::Json { path: out.to_path_buf(), source })?;
 
     // Sorted by name: `blobs/...` comes before `index.json`, `manifest.json`
     // and `oci-layout`.
@@ -118,7 +125,12 @@ fn blob_name(digest: &str) -> String {
     format!("blobs/{}", digest.replacen(':', "/", 1))
 }
 
-fn append_blob<W: Write>(builder: &mut tar::Builder<W>, layout: &Layout, digest: &str, out: &Path) -> Result<(), ImageError> {
+fn append_blob<W: Write>(
+    builder: &mut tar::Builder<W>,
+    layout: &Layout,
+    digest: &str,
+    out: &Path,
+) -> Result<(), ImageError> {
     let path = layout.blob_path(digest);
     let blob = layout.open_blob(digest)?;
     let size = blob.metadata().map_err(|source| ImageError::Read { path: path.clone(), source })?.len();
