@@ -88,7 +88,7 @@ fn sorted_entries(layer: &LayerContent) -> Result<Vec<&Entry>, ImageError> {
     Ok(entries)
 }
 
-/// Appends one entry with its header; file content streams from its source.
+/// Appends one entry with its header. File content streams from its source.
 fn append_entry<W: Write>(builder: &mut tar::Builder<W>, entry: &Entry, mtime: u64) -> Result<(), ImageError> {
     let mut header = Header::new_gnu();
     header.set_mtime(mtime);

@@ -92,7 +92,7 @@ impl Layout {
 
     /// Adds the image's manifest to `index.json` under the annotation
     /// `org.opencontainers.image.ref.name = name`. A manifest that had that
-    /// name before loses its entry; other entries and fields stay as they were.
+    /// name before loses its entry. Other entries and fields stay as they were.
     pub fn tag(&self, image: &BuiltImage, name: &str) -> Result<(), ImageError> {
         let mut index = self.read_index()?;
         let index_path = self.index_path();
