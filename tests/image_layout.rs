@@ -20,7 +20,9 @@ fn require_tool(tool: &str) -> PathBuf {
         .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .map(|directory| directory.join(tool))
         .find(|candidate| candidate.is_file());
-    found.unwrap_or_else(|| panic!("`{tool}` was not found on PATH\nhint: run `scripts/setup-test-env` to install the test tools"))
+    found.unwrap_or_else(|| {
+        panic!("`{tool}` was not found on PATH\nhint: run `scripts/setup-test-env` to install the test tools")
+    })
 }
 
 /// Runs a command and returns its stdout, failing the test with its stderr.
@@ -55,7 +57,11 @@ fn inline_layers() -> Vec<LayerContent> {
         entries: vec![
             Entry::symlink("/bin", "usr/bin"),
             Entry::directory("/usr/bin"),
-            Entry::inline_file("/etc/passwd", b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n".to_vec(), 0o644),
+            Entry::inline_file(
+                "/etc/passwd",
+                b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n".to_vec(),
+                0o644,
+            ),
             Entry::inline_file("/etc/group", b"root:x:0:\nnonroot:x:65532:\n".to_vec(), 0o644),
             Entry { mode: 0o1777, ..Entry::directory("/tmp") },
         ],
@@ -63,7 +69,12 @@ fn inline_layers() -> Vec<LayerContent> {
     let job = LayerContent {
         description: "job files".to_string(),
         entries: vec![
-            Entry { uid: 65532, gid: 65532, mode: 0o750, ..Entry::inline_file("/app/run.sh", b"#!/bin/sh\necho smoke ok\n".to_vec(), 0o750) },
+            Entry {
+                uid: 65532,
+                gid: 65532,
+                mode: 0o750,
+                ..Entry::inline_file("/app/run.sh", b"#!/bin/sh\necho smoke ok\n".to_vec(), 0o750)
+            },
             Entry::symlink("/app/latest", "run.sh"),
         ],
     };
@@ -128,11 +139,7 @@ fn umoci_unpacks_files_modes_owners() {
     let (layout, _) = build_test_image(&temp.path().join("layout"), &host_file);
     let bundle = temp.path().join("bundle");
 
-    run(Command::new(umoci)
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:smoke", layout.dir().display()))
-        .arg(&bundle));
+    run(Command::new(umoci).arg("unpack").arg("--image").arg(format!("{}:smoke", layout.dir().display())).arg(&bundle));
     let rootfs = bundle.join("rootfs");
 
     let tool = fs::symlink_metadata(rootfs.join("usr/bin/tool")).unwrap();

@@ -1,9 +1,13 @@
 //! `docker load` archives.
 //!
-//! The tar holds both a Docker `manifest.json` and an OCI `oci-layout` plus
-//! `index.json` over one shared `blobs/sha256/` directory, the layout that
-//! `docker save` writes since Docker 25. So `docker load`, `podman load` and
-//! any reader of `oci-archive:` accept the same file.
+//! The tar contains both a Docker `manifest.json` and an OCI `oci-layout`
+//! plus `index.json` over one shared `blobs/sha256/` directory, the layout
+//! that `docker save` writes since Docker 25. So `docker load`, `podman load`
+//! and any reader of `oci-archive:` can read the same file.
+//!
+//! NOTE: the tests read these archives only with skopeo (`docker-archive:`
+//! and `oci-archive:`). `docker load` and `podman load` have not been run on
+//! them, because the test machine has neither a Docker daemon nor podman.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -43,9 +47,16 @@ pub fn write_docker_archive(layout: &Layout, image: &BuiltImage, repo_tag: &str,
     result
 }
 
-fn write_archive(layout: &Layout, image: &BuiltImage, repo_tag: &str, file: File, out: &Path) -> Result<(), ImageError> {
+fn write_archive(
+    layout: &Layout,
+    image: &BuiltImage,
+    repo_tag: &str,
+    file: File,
+    out: &Path,
+) -> Result<(), ImageError> {
     let write_error = |source| ImageError::Write { path: out.to_path_buf(), source };
-    let files = metadata_files(image, repo_tag).map_err(|source| ImageError::Json { path: out.to_path_buf(), source })?;
+    let files =
+        metadata_files(image, repo_tag).map_err(|source| ImageError::Json { path: out.to_path_buf(), source })?;
 
     // Sorted by name: `blobs/...` comes before `index.json`, `manifest.json`
     // and `oci-layout`.
@@ -114,7 +125,12 @@ fn blob_name(digest: &str) -> String {
     format!("blobs/{}", digest.replacen(':', "/", 1))
 }
 
-fn append_blob<W: Write>(builder: &mut tar::Builder<W>, layout: &Layout, digest: &str, out: &Path) -> Result<(), ImageError> {
+fn append_blob<W: Write>(
+    builder: &mut tar::Builder<W>,
+    layout: &Layout,
+    digest: &str,
+    out: &Path,
+) -> Result<(), ImageError> {
     let path = layout.blob_path(digest);
     let blob = layout.open_blob(digest)?;
     let size = blob.metadata().map_err(|source| ImageError::Read { path: path.clone(), source })?.len();

@@ -88,7 +88,7 @@ fn sorted_entries(layer: &LayerContent) -> Result<Vec<&Entry>, ImageError> {
     Ok(entries)
 }
 
-/// Appends one entry with its header; file content streams from its source.
+/// Appends one entry with its header. File content streams from its source.
 fn append_entry<W: Write>(builder: &mut tar::Builder<W>, entry: &Entry, mtime: u64) -> Result<(), ImageError> {
     let mut header = Header::new_gnu();
     header.set_mtime(mtime);
@@ -115,7 +115,10 @@ fn append_entry<W: Write>(builder: &mut tar::Builder<W>, entry: &Entry, mtime: u
         }
         EntryKind::File { content: Content::Inline(bytes), size } => {
             if *size != bytes.len() as u64 {
-                return Err(ImageError::InvalidEntry { path: entry.path.clone(), reason: "the size differs from the content length" });
+                return Err(ImageError::InvalidEntry {
+                    path: entry.path.clone(),
+                    reason: "the size differs from the content length",
+                });
             }
             header.set_entry_type(EntryType::Regular);
             header.set_size(*size);
@@ -400,8 +403,11 @@ mod tests {
 
         let tar = gunzip(&out);
         let mut archive = tar::Archive::new(tar.as_slice());
-        let paths: Vec<String> =
-            archive.entries().unwrap().map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        let paths: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
 
         assert_eq!(paths, [long_path.trim_start_matches('/')]);
     }
@@ -415,10 +421,7 @@ mod tests {
 
         let result = write_layer(&layer, 0, io::sink());
 
-        assert!(
-            matches!(&result, Err(ImageError::SizeChanged { expected: 70_000, actual: 11, .. })),
-            "{result:?}"
-        );
+        assert!(matches!(&result, Err(ImageError::SizeChanged { expected: 70_000, actual: 11, .. })), "{result:?}");
     }
 
     #[test]

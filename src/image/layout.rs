@@ -92,7 +92,7 @@ impl Layout {
 
     /// Adds the image's manifest to `index.json` under the annotation
     /// `org.opencontainers.image.ref.name = name`. A manifest that had that
-    /// name before loses its entry; other entries and fields stay as they were.
+    /// name before loses its entry. Other entries and fields stay as they were.
     pub fn tag(&self, image: &BuiltImage, name: &str) -> Result<(), ImageError> {
         let mut index = self.read_index()?;
         let index_path = self.index_path();
@@ -248,7 +248,8 @@ mod tests {
     use super::*;
 
     fn image_with_manifest(digest: &str) -> BuiltImage {
-        let descriptor = Descriptor { media_type: MANIFEST_MEDIA_TYPE.to_string(), digest: digest.to_string(), size: 42 };
+        let descriptor =
+            Descriptor { media_type: MANIFEST_MEDIA_TYPE.to_string(), digest: digest.to_string(), size: 42 };
         BuiltImage { manifest: descriptor.clone(), config: descriptor, layers: Vec::new() }
     }
 
@@ -261,7 +262,10 @@ mod tests {
         let marker = fs::read_to_string(dir.path().join("oci-layout")).unwrap();
         let index = fs::read_to_string(dir.path().join("index.json")).unwrap();
         assert_eq!(marker, r#"{"imageLayoutVersion":"1.0.0"}"#);
-        assert_eq!(index, r#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#);
+        assert_eq!(
+            index,
+            r#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#
+        );
     }
 
     #[test]
@@ -294,7 +298,8 @@ mod tests {
         layout.write_blob("text/plain", b"hello").unwrap();
         layout.write_blob("text/plain", b"hello").unwrap();
 
-        let names: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            fs::read_dir(dir.path().join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 

@@ -24,7 +24,7 @@ pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+jso
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
-/// Why an image could not be built or written.
+/// Errors from building an image or writing it to disk.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(transparent)]
@@ -33,10 +33,14 @@ pub enum ImageError {
     #[error("invalid layer entry `{path}`: {reason}\nhint: pass the layer through `ImageTree::add_layer` first")]
     InvalidEntry { path: String, reason: &'static str },
 
-    #[error("invalid creation time `{seconds}`: seconds before 1970 are not supported\nhint: set `SOURCE_DATE_EPOCH` to a value of 0 or more")]
+    #[error(
+        "invalid creation time `{seconds}`: seconds before 1970 are not supported\nhint: set `SOURCE_DATE_EPOCH` to a value of 0 or more"
+    )]
     InvalidTime { seconds: i64 },
 
-    #[error("host file `{path}` changed size while the layer was written: expected {expected} bytes, found {actual}\nhint: build again once nothing writes to the file")]
+    #[error(
+        "host file `{path}` changed size while the layer was written: expected {expected} bytes, found {actual}\nhint: build again once nothing writes to the file"
+    )]
     SizeChanged { path: PathBuf, expected: u64, actual: u64 },
 
     #[error("failed to read host file `{path}`: {source}")]
@@ -57,10 +61,14 @@ pub enum ImageError {
     #[error("invalid JSON in `{path}`: {source}")]
     Json { path: PathBuf, source: serde_json::Error },
 
-    #[error("invalid OCI layout at `{path}`: {reason}\nhint: choose an empty directory or an existing OCI image layout")]
+    #[error(
+        "invalid OCI layout at `{path}`: {reason}\nhint: choose an empty directory or an existing OCI image layout"
+    )]
     InvalidLayout { path: PathBuf, reason: &'static str },
 
-    #[error("layer `{description}` has digest `{written}` but the layout stored `{stored}`\nhint: this is a bug in kuul, please report it")]
+    #[error(
+        "layer `{description}` has digest `{written}` but the layout stored `{stored}`\nhint: this is a bug in kuul, please report it"
+    )]
     DigestMismatch { description: String, written: String, stored: String },
 }
 
@@ -121,9 +129,9 @@ impl BuiltImage {
 
 /// Writes an image into `layout` and returns its descriptors.
 ///
-/// Each layer first goes through a fresh [`ImageTree`] in order, which
-/// checks it against the layers before it and normalizes its paths, so
-/// `layers` may come straight from the sources. Every file gets
+/// The layers pass through a fresh [`ImageTree`] in order. It checks each
+/// layer against the ones before it and normalizes its paths, so `layers`
+/// may come straight from the sources. Every file gets
 /// `settings.created` as its mtime. The config and the manifest are canonical
 /// JSON (sorted keys, no whitespace), so the same inputs give the same
 /// manifest digest. The image is not tagged: call [`Layout::tag`] for that.
@@ -166,7 +174,12 @@ fn write_layer_blob(layout: &Layout, layer: &LayerContent, mtime: i64) -> Result
         });
     }
 
-    Ok(BuiltLayer { descriptor, diff_id: stats.diff_id, description: layer.description.clone(), entries: stats.entries })
+    Ok(BuiltLayer {
+        descriptor,
+        diff_id: stats.diff_id,
+        description: layer.description.clone(),
+        entries: stats.entries,
+    })
 }
 
 fn write_json_blob(layout: &Layout, media_type: &str, value: &impl Serialize) -> Result<Descriptor, ImageError> {
@@ -195,8 +208,8 @@ struct ImageConfig<'a> {
     history: Vec<History<'a>>,
 }
 
-/// The config's `config` object. Empty fields are left out, as runtimes
-/// treat a missing field and an empty one alike.
+/// The config's `config` object. Empty fields are left out, as the image
+/// spec's own Go types do with `omitempty`.
 #[derive(Serialize)]
 struct ExecutionConfig<'a> {
     #[serde(rename = "User", skip_serializing_if = "str::is_empty")]
@@ -270,7 +283,11 @@ fn image_config<'a>(settings: &'a ImageSettings, created: &'a str, layers: &'a [
     }
 }
 
-fn image_manifest<'a>(settings: &'a ImageSettings, config: &'a Descriptor, layers: &'a [BuiltLayer]) -> ImageManifest<'a> {
+fn image_manifest<'a>(
+    settings: &'a ImageSettings,
+    config: &'a Descriptor,
+    layers: &'a [BuiltLayer],
+) -> ImageManifest<'a> {
     ImageManifest {
         schema_version: 2,
         media_type: MANIFEST_MEDIA_TYPE,

@@ -1,9 +1,9 @@
 //! A view of every path an image will contain, across its layers.
 //!
 //! [`ImageTree::add_layer`] checks each layer against the layers added before
-//! it and rewrites it into the form that tar layers need: canonical paths
-//! (no symlink among the parents), explicit parent directories, one entry per
-//! path, hard links after the file they point to.
+//! it and rewrites it into the form that tar layers need. In that form, no
+//! parent of a path is a symlink, every parent directory is listed, each path
+//! occurs once, and a hard link comes after the file it points to.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -16,31 +16,48 @@ const MAX_SYMLINK_HOPS: usize = 40;
 /// An invalid layer, or a layer that conflicts with an earlier one.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TreeError {
-    #[error("invalid image path `{path}`: {reason}\nhint: use an absolute path without `.`, `..`, `//` or a trailing `/`")]
+    #[error(
+        "invalid image path `{path}`: {reason}\nhint: use an absolute path without `.`, `..`, `//` or a trailing `/`"
+    )]
     InvalidPath { path: String, reason: &'static str },
 
-    #[error("conflicting entries for `{path}`: `{first}` and `{second}` differ\nhint: keep one of them, or make both identical")]
+    #[error(
+        "conflicting entries for `{path}`: `{first}` and `{second}` differ\nhint: keep one of them, or make both identical"
+    )]
     Conflict { path: String, first: String, second: String },
 
-    #[error("parent `{parent}` of `{path}` is not a directory\nhint: place the entry under a directory, or remove `{parent}`")]
+    #[error(
+        "parent `{parent}` of `{path}` is not a directory\nhint: place the entry under a directory, or remove `{parent}`"
+    )]
     ParentNotDirectory { path: String, parent: String },
+
+    #[error("symlink `{link}` has an empty target or a target with a NUL byte\nhint: set the target to a path")]
+    InvalidSymlinkTarget { link: String },
 
     #[error("symlink `{link}` points to `{target}`, which is outside `/`\nhint: make the target stay inside the image")]
     SymlinkEscapesRoot { link: String, target: String },
 
-    #[error("`{path}` lies under a symlink that the same layer only creates at a later path\nhint: write `{path}` under the symlink's target instead")]
+    #[error(
+        "`{path}` lies under a symlink that the same layer only creates at a later path\nhint: write `{path}` under the symlink's target instead"
+    )]
     SymlinkOrder { path: String },
 
     #[error("too many levels of symlinks while resolving `{path}`\nhint: check the symlinks on that path for a loop")]
     SymlinkLoop { path: String },
 
-    #[error("`{path}` is a directory in an earlier layer and cannot be replaced by a {kind}\nhint: put the entry at another path")]
+    #[error(
+        "`{path}` is a directory in an earlier layer and cannot be replaced by a {kind}\nhint: put the entry at another path"
+    )]
     DirectoryReplaced { path: String, kind: &'static str },
 
-    #[error("`{path}` is a symlink in an earlier layer and cannot be replaced by a directory\nhint: place the entries under the symlink's target instead")]
+    #[error(
+        "`{path}` is a symlink in an earlier layer and cannot be replaced by a directory\nhint: place the entries under the symlink's target instead"
+    )]
     SymlinkReplacedByDirectory { path: String },
 
-    #[error("hard link `{path}` points to `{target}`, which is not a file in the same layer\nhint: add `{target}` to the layer, or use a symlink")]
+    #[error(
+        "hard link `{path}` points to `{target}`, which is not a file in the same layer\nhint: add `{target}` to the layer, or use a symlink"
+    )]
     HardlinkTargetMissing { path: String, target: String },
 }
 
@@ -51,7 +68,7 @@ pub struct ImageTree {
     entries: BTreeMap<String, Entry>,
 }
 
-/// How a path walk failed, before it is tied to an entry for the error.
+/// Reason a path walk failed, before it is tied to an entry for the error.
 enum WalkError {
     NotDirectory { parent: String },
     Escape { link: String, target: String },
@@ -73,11 +90,11 @@ impl ImageTree {
     /// Validates one layer against the layers added before it, records its
     /// entries and returns the layer to write.
     ///
-    /// Paths are rewritten through symlinked parents (`/bin/sh` becomes
-    /// `/usr/bin/sh` when `/bin` links to `usr/bin`), missing parent
-    /// directories are added as root-owned 0755 directories, identical
-    /// duplicates are merged, and each group of hard links is rewritten so the
-    /// file comes first in path order and the others link to it. The returned
+    /// Paths are rewritten through symlinked parents, so `/bin/sh` becomes
+    /// `/usr/bin/sh` when `/bin` links to `usr/bin`. Missing parent
+    /// directories are added as root-owned 0755 directories, and identical
+    /// duplicates are merged. In each group of hard links, the first path in
+    /// byte order becomes the file and the others link to it. The returned
     /// entries are sorted by path in byte order. On error the tree is unchanged.
     pub fn add_layer(&mut self, layer: LayerContent) -> Result<LayerContent, TreeError> {
         let mut entries = layer.entries;
@@ -86,7 +103,8 @@ impl ImageTree {
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
 
-        // Symlinks go first so that every other entry sees all of them.
+        // Symlinks are staged first, so every other entry resolves its
+        // parents through all of them.
         let (symlinks, others): (Vec<Entry>, Vec<Entry>) =
             entries.into_iter().partition(|entry| matches!(entry.kind, EntryKind::Symlink { .. }));
 
@@ -117,7 +135,7 @@ impl ImageTree {
     /// when a target climbs above `/`.
     pub fn resolve(&self, path: &str) -> Option<(String, &Entry)> {
         let empty = BTreeMap::new();
-        let resolved = self.walk(&empty, path, true).ok()?;
+        let resolved = self.walk(&empty, path).ok()?;
         let entry = self.entries.get(&resolved)?;
         Some((resolved, entry))
     }
@@ -166,7 +184,7 @@ impl ImageTree {
     /// is at that path.
     fn canonical_path(&self, staged: &BTreeMap<String, Staged>, path: &str) -> Result<String, TreeError> {
         let (parent, name) = split_parent(path);
-        let parent = self.walk(staged, parent, true).map_err(|error| walk_error(path, error))?;
+        let parent = self.walk(staged, parent).map_err(|error| walk_error(path, error))?;
 
         let existing = staged.get(&parent).map(|staged| &staged.entry).or_else(|| self.entries.get(&parent));
         if let Some(entry) = existing
@@ -219,8 +237,7 @@ impl ImageTree {
         for path in paths {
             let mut ancestor = split_parent(&path).0;
             while ancestor != "/" {
-                let existing =
-                    staged.get(ancestor).map(|staged| &staged.entry).or_else(|| self.entries.get(ancestor));
+                let existing = staged.get(ancestor).map(|staged| &staged.entry).or_else(|| self.entries.get(ancestor));
                 match existing {
                     Some(entry) if matches!(entry.kind, EntryKind::Directory) => {}
                     Some(_) => {
@@ -242,9 +259,9 @@ impl ImageTree {
 
     /// Walks `path` component by component from `/`, following symlinks in
     /// `staged` first and then in the tree. Missing components are treated as
-    /// directories that will be created. With `follow_last` false the last
-    /// component is not followed.
-    fn walk(&self, staged: &BTreeMap<String, Staged>, path: &str, follow_last: bool) -> Result<String, WalkError> {
+    /// directories that will be created. A symlink as the last component is
+    /// followed too.
+    fn walk(&self, staged: &BTreeMap<String, Staged>, path: &str) -> Result<String, WalkError> {
         let mut pending: VecDeque<String> = components(path).map(str::to_string).collect();
         let mut resolved: Vec<String> = Vec::new();
         let mut hops = 0;
@@ -267,7 +284,7 @@ impl ImageTree {
             let existing = staged.get(&current).map(|staged| &staged.entry).or_else(|| self.entries.get(&current));
 
             match existing.map(|entry| &entry.kind) {
-                Some(EntryKind::Symlink { target }) if follow_last || !is_last => {
+                Some(EntryKind::Symlink { target }) => {
                     hops += 1;
                     if hops > MAX_SYMLINK_HOPS {
                         return Err(WalkError::Loop);
@@ -282,7 +299,7 @@ impl ImageTree {
                         pending.push_front(target_component.to_string());
                     }
                 }
-                Some(EntryKind::Directory | EntryKind::Symlink { .. }) | None => resolved.push(component),
+                Some(EntryKind::Directory) | None => resolved.push(component),
                 Some(EntryKind::File { .. } | EntryKind::Hardlink { .. }) if is_last => resolved.push(component),
                 Some(EntryKind::File { .. } | EntryKind::Hardlink { .. }) => {
                     return Err(WalkError::NotDirectory { parent: current });
@@ -294,8 +311,8 @@ impl ImageTree {
     }
 }
 
-/// Rewrites each group of hard links so that the first path in byte order
-/// holds the file and the others link to it, because a tar reader can only
+/// Rewrites each group of hard links so that the first path in byte order is
+/// the regular file and the others link to it, because a tar reader can only
 /// link to an entry it has already extracted.
 fn normalize_hardlinks(staged: &mut BTreeMap<String, Staged>) -> Result<(), TreeError> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -375,7 +392,7 @@ fn check_symlink_target(link: &str, target: &str) -> Result<(), TreeError> {
     let escape = || TreeError::SymlinkEscapesRoot { link: link.to_string(), target: target.to_string() };
 
     if target.is_empty() || target.contains('\0') {
-        return Err(TreeError::InvalidPath { path: link.to_string(), reason: "the symlink target is empty or has a NUL byte" });
+        return Err(TreeError::InvalidSymlinkTarget { link: link.to_string() });
     }
 
     let parent: Vec<String> = components(split_parent(link).0).map(str::to_string).collect();
@@ -416,8 +433,8 @@ fn kind_name(kind: &EntryKind) -> &'static str {
     }
 }
 
-/// The non-empty components of a path, so `//` and a trailing `/` in a
-/// symlink target are ignored as the kernel does.
+/// Returns the non-empty components of a path, so `//` and a trailing `/` in
+/// a symlink target are ignored as the kernel does.
 fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|component| !component.is_empty())
 }
@@ -462,7 +479,13 @@ mod tests {
     }
 
     fn hardlink(path: &str, target: &str) -> Entry {
-        Entry { path: path.to_string(), kind: EntryKind::Hardlink { target: target.to_string() }, mode: 0o644, uid: 0, gid: 0 }
+        Entry {
+            path: path.to_string(),
+            kind: EntryKind::Hardlink { target: target.to_string() },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }
     }
 
     fn paths(layer: &LayerContent) -> Vec<&str> {
@@ -511,9 +534,8 @@ mod tests {
     fn add_layer_resolves_symlink_in_same_layer() {
         let mut tree = ImageTree::new();
 
-        let written = tree
-            .add_layer(layer(vec![file("/bin/sh", b"shell"), Entry::symlink("/bin", "usr/bin")]))
-            .unwrap();
+        let written =
+            tree.add_layer(layer(vec![file("/bin/sh", b"shell"), Entry::symlink("/bin", "usr/bin")])).unwrap();
 
         assert_eq!(paths(&written), ["/bin", "/usr", "/usr/bin", "/usr/bin/sh"]);
     }
@@ -523,11 +545,7 @@ mod tests {
         let mut tree = ImageTree::new();
 
         let written = tree
-            .add_layer(layer(vec![
-                Entry::symlink("/a", "b"),
-                Entry::symlink("/b", "/c/d"),
-                file("/a/x", b"x"),
-            ]))
+            .add_layer(layer(vec![Entry::symlink("/a", "b"), Entry::symlink("/b", "/c/d"), file("/a/x", b"x")]))
             .unwrap();
 
         assert!(paths(&written).contains(&"/c/d/x"));
@@ -541,6 +559,13 @@ mod tests {
             result.unwrap_err(),
             TreeError::SymlinkEscapesRoot { link: "/usr/up".to_string(), target: "../../etc".to_string() }
         );
+    }
+
+    #[test]
+    fn add_layer_rejects_empty_symlink_target() {
+        let result = ImageTree::new().add_layer(layer(vec![Entry::symlink("/usr/empty", "")]));
+
+        assert_eq!(result.unwrap_err(), TreeError::InvalidSymlinkTarget { link: "/usr/empty".to_string() });
     }
 
     #[test]
@@ -596,9 +621,7 @@ mod tests {
     fn add_layer_merges_identical_duplicates() {
         let mut tree = usr_merged_tree();
 
-        let written = tree
-            .add_layer(layer(vec![file("/bin/sh", b"shell"), file("/usr/bin/sh", b"shell")]))
-            .unwrap();
+        let written = tree.add_layer(layer(vec![file("/bin/sh", b"shell"), file("/usr/bin/sh", b"shell")])).unwrap();
 
         assert_eq!(paths(&written), ["/usr/bin/sh"]);
     }
@@ -677,7 +700,10 @@ mod tests {
 
         assert_eq!(
             result.unwrap_err(),
-            TreeError::HardlinkTargetMissing { path: "/usr/bin/ls".to_string(), target: "/usr/bin/busybox".to_string() }
+            TreeError::HardlinkTargetMissing {
+                path: "/usr/bin/ls".to_string(),
+                target: "/usr/bin/busybox".to_string()
+            }
         );
     }
 
@@ -695,9 +721,7 @@ mod tests {
     fn add_layer_puts_hardlink_file_first() {
         let mut tree = usr_merged_tree();
 
-        let written = tree
-            .add_layer(layer(vec![file("/usr/bin/sh", b"bb"), hardlink("/bin/ash", "/bin/sh")]))
-            .unwrap();
+        let written = tree.add_layer(layer(vec![file("/usr/bin/sh", b"bb"), hardlink("/bin/ash", "/bin/sh")])).unwrap();
 
         assert_eq!(written.entries[0], file("/usr/bin/ash", b"bb"));
         assert_eq!(written.entries[1].kind, EntryKind::Hardlink { target: "/usr/bin/ash".to_string() });
@@ -745,8 +769,11 @@ mod tests {
     #[test]
     fn resolve_follows_dot_dot_targets() {
         let mut tree = ImageTree::new();
-        tree.add_layer(layer(vec![file("/opt/tool/bin/tool", b"t"), Entry::symlink("/usr/bin/tool", "../../opt/tool/bin/tool")]))
-            .unwrap();
+        tree.add_layer(layer(vec![
+            file("/opt/tool/bin/tool", b"t"),
+            Entry::symlink("/usr/bin/tool", "../../opt/tool/bin/tool"),
+        ]))
+        .unwrap();
 
         assert_eq!(tree.resolve("/usr/bin/tool").unwrap().0, "/opt/tool/bin/tool");
     }
