@@ -4,6 +4,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = kuul::cli::Cli::parse();
+    kuul::commands::init_logging();
     match kuul::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

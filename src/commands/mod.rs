@@ -22,6 +22,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Sends library log events (such as registry retries) to stderr. The
+/// `KUUL_LOG` variable takes a `tracing` filter such as `debug`; the default
+/// shows warnings and errors.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUUL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
 /// Prints an error and its causes to stderr, once, as `error: …` followed
 /// by any `hint: …` lines the messages carry.
 pub fn print_error(error: &anyhow::Error) {
