@@ -108,12 +108,7 @@ fn collect_layers(
     }];
 
     let mut binaries = sources::host_binaries::collect(&spec.image.binaries, &options.search_path)?;
-    binaries.extend(
-        spec.image
-            .symlinks
-            .iter()
-            .map(|(link, target)| Entry::symlink(link.clone(), target.clone())),
-    );
+    binaries.extend(spec.image.symlinks.iter().map(|(link, target)| Entry::symlink(link.clone(), target.clone())));
     if !binaries.is_empty() {
         layers.push(LayerContent { description: "host binaries".to_owned(), entries: binaries });
     }
@@ -220,7 +215,11 @@ fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str) -> Result<
         let mut words = line.split_whitespace();
         let interpreter = words.next().unwrap_or_default().to_owned();
         if interpreter.is_empty() {
-            return Err(missing_interpreter(program, "(empty)", "write an interpreter after `#!`, such as `#!/bin/sh`"));
+            return Err(missing_interpreter(
+                program,
+                "(empty)",
+                "write an interpreter after `#!`, such as `#!/bin/sh`",
+            ));
         }
         if !tree.contains(&interpreter) {
             return Err(missing_interpreter(program, &interpreter, &interpreter_hint(&interpreter)));

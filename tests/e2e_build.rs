@@ -23,23 +23,13 @@ fn build_digest_ignores_mtimes_and_umask() {
     let work = tempfile::tempdir().expect("temporary directory");
     let job_dir = copy_example("hello", work.path());
 
-    let first = build_json(
-        &job_dir,
-        &work.path().join("first"),
-        &[("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)],
-    );
+    let first = build_json(&job_dir, &work.path().join("first"), &[("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)]);
 
     touch_all(&job_dir, "2001-02-03 04:05:06");
     let second = build_under_umask_077(&job_dir, &work.path().join("second"));
 
-    assert!(
-        support::is_sha256_digest(first["digest"].as_str().unwrap_or_default()),
-        "first build: {first:#}"
-    );
-    assert_eq!(
-        first["digest"], second["digest"],
-        "digests differ\nfirst build: {first:#}\nsecond build: {second:#}"
-    );
+    assert!(support::is_sha256_digest(first["digest"].as_str().unwrap_or_default()), "first build: {first:#}");
+    assert_eq!(first["digest"], second["digest"], "digests differ\nfirst build: {first:#}\nsecond build: {second:#}");
 }
 
 #[test]
@@ -51,11 +41,7 @@ fn build_digest_matches_pinned_value() {
     let job_dir = work.path().join("pinned");
     write_self_contained_job(&job_dir);
 
-    let summary = build_json(
-        &job_dir,
-        &work.path().join("layout"),
-        &[("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)],
-    );
+    let summary = build_json(&job_dir, &work.path().join("layout"), &[("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)]);
 
     assert_eq!(
         summary["digest"].as_str().unwrap_or_default(),
@@ -92,33 +78,17 @@ fn build_json_describes_layout() {
 
     let summary = build_json(&job_dir, &layout, &[]);
 
-    assert!(
-        support::is_sha256_digest(summary["digest"].as_str().unwrap_or_default()),
-        "{summary:#}"
-    );
+    assert!(support::is_sha256_digest(summary["digest"].as_str().unwrap_or_default()), "{summary:#}");
     assert!(summary["size"].as_u64().unwrap_or(0) > 0, "{summary:#}");
     assert_eq!(summary["tag"], "latest", "{summary:#}");
-    assert_eq!(
-        Path::new(summary["layout"].as_str().unwrap_or_default()),
-        layout,
-        "{summary:#}"
-    );
-    assert!(
-        layout.join("index.json").is_file(),
-        "no index.json in the layout"
-    );
-    assert!(
-        layout.join("oci-layout").is_file(),
-        "no oci-layout in the layout"
-    );
+    assert_eq!(Path::new(summary["layout"].as_str().unwrap_or_default()), layout, "{summary:#}");
+    assert!(layout.join("index.json").is_file(), "no index.json in the layout");
+    assert!(layout.join("oci-layout").is_file(), "no oci-layout in the layout");
 
     let layers = summary["layers"].as_array().expect("`layers` array");
     assert!(!layers.is_empty(), "{summary:#}");
     for layer in layers {
-        assert!(
-            support::is_sha256_digest(layer["digest"].as_str().unwrap_or_default()),
-            "{layer:#}"
-        );
+        assert!(support::is_sha256_digest(layer["digest"].as_str().unwrap_or_default()), "{layer:#}");
         assert!(layer["size"].as_u64().unwrap_or(0) > 0, "{layer:#}");
         assert!(layer["description"].is_string(), "{layer:#}");
     }
@@ -129,27 +99,13 @@ fn build_writes_default_layout_in_job_dir() {
     let work = tempfile::tempdir().expect("temporary directory");
     let job_dir = copy_example("hello", work.path());
 
-    let output = support::kuul()
-        .arg("build")
-        .arg(&job_dir)
-        .output()
-        .expect("start kuul build");
+    let output = support::kuul().arg("build").arg(&job_dir).output().expect("start kuul build");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
-    assert!(
-        output.status.success(),
-        "kuul build failed with {}\nstderr:\n{stderr}",
-        output.status
-    );
-    assert!(
-        job_dir.join(".kuul/oci/index.json").is_file(),
-        "no layout at .kuul/oci"
-    );
-    assert!(
-        stdout.contains("sha256:"),
-        "the summary has no digest:\n{stdout}"
-    );
+    assert!(output.status.success(), "kuul build failed with {}\nstderr:\n{stderr}", output.status);
+    assert!(job_dir.join(".kuul/oci/index.json").is_file(), "no layout at .kuul/oci");
+    assert!(stdout.contains("sha256:"), "the summary has no digest:\n{stdout}");
 }
 
 #[test]
@@ -171,25 +127,14 @@ fn build_tarball_reads_with_skopeo() {
 
     let inspect = run_checked(
         "skopeo inspect",
-        Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("docker-archive:{}", tarball.display())),
+        Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", tarball.display())),
     );
-    let inspected: serde_json::Value =
-        serde_json::from_slice(&inspect.stdout).expect("skopeo inspect prints JSON");
+    let inspected: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("skopeo inspect prints JSON");
 
     let layer_count = summary["layers"].as_array().map(Vec::len);
-    assert_eq!(
-        inspected["Layers"].as_array().map(Vec::len),
-        layer_count,
-        "skopeo: {inspected:#}\nkuul: {summary:#}"
-    );
+    assert_eq!(inspected["Layers"].as_array().map(Vec::len), layer_count, "skopeo: {inspected:#}\nkuul: {summary:#}");
     assert_eq!(inspected["Os"], "linux", "{inspected:#}");
-    assert_eq!(
-        inspected["Architecture"],
-        oci_architecture(),
-        "{inspected:#}"
-    );
+    assert_eq!(inspected["Architecture"], oci_architecture(), "{inspected:#}");
 }
 
 /// Sets the access and modification time of every file and directory under
@@ -197,15 +142,7 @@ fn build_tarball_reads_with_skopeo() {
 fn touch_all(dir: &Path, time: &str) {
     run_checked(
         "touch",
-        Command::new("find").arg(dir).args([
-            "-exec",
-            "touch",
-            "--no-dereference",
-            "-d",
-            time,
-            "{}",
-            "+",
-        ]),
+        Command::new("find").arg(dir).args(["-exec", "touch", "--no-dereference", "-d", time, "{}", "+"]),
     );
 }
 

@@ -28,11 +28,7 @@ fn examples_and_templates_parse() {
         let spec = kuul::spec::parse(&text, &path).unwrap_or_else(|error| panic!("{error}"));
 
         assert_eq!(spec.job.command.argv(), vec![script.to_owned()], "{dir}");
-        assert_eq!(
-            spec.image.files.as_deref(),
-            Some(&[script.to_owned()][..]),
-            "{dir}"
-        );
+        assert_eq!(spec.image.files.as_deref(), Some(&[script.to_owned()][..]), "{dir}");
     }
 }
 
@@ -45,12 +41,7 @@ fn job_scripts_are_executable() {
             .permissions()
             .mode();
 
-        assert_eq!(
-            mode & 0o111,
-            0o111,
-            "`{}` has mode {mode:o}",
-            path.display()
-        );
+        assert_eq!(mode & 0o111, 0o111, "`{}` has mode {mode:o}", path.display());
     }
 }
 
@@ -60,11 +51,7 @@ fn job_scripts_start_with_bin_sh() {
         let path = repo_root().join(dir).join(script);
         let text = std::fs::read_to_string(&path).expect("read script");
 
-        assert!(
-            text.starts_with("#!/bin/sh\n"),
-            "`{}` does not start with `#!/bin/sh`",
-            path.display()
-        );
+        assert!(text.starts_with("#!/bin/sh\n"), "`{}` does not start with `#!/bin/sh`", path.display());
         assert!(
             has_link(&repo_root().join(dir), "/bin/sh"),
             "`{dir}/kuul.toml` links no `/bin/sh` for the script's interpreter"

@@ -13,11 +13,7 @@ use support::{LAYOUT_TAG, Postgres, Registry, run_checked};
 fn registry_answers_on_loopback() {
     let registry = Registry::start();
 
-    assert!(
-        registry.host_port().starts_with("127.0.0.1:"),
-        "host_port is `{}`",
-        registry.host_port()
-    );
+    assert!(registry.host_port().starts_with("127.0.0.1:"), "host_port is `{}`", registry.host_port());
 }
 
 #[test]
@@ -69,27 +65,11 @@ fn runc_runs_pulled_busybox_image() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
-    assert!(
-        output.status.success(),
-        "runc run failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
-    assert!(
-        stdout.contains("65532\n"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(
-        stdout.contains("hello harness\n"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(
-        stdout.contains("tmp-writable\n"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(
-        stdout.contains("root-read-only\n"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    assert!(output.status.success(), "runc run failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+    assert!(stdout.contains("65532\n"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("hello harness\n"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("tmp-writable\n"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("root-read-only\n"), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(
         std::fs::read_to_string(shared.join("file")).expect("file written through the bind mount"),
         "from-container\n"
@@ -100,43 +80,21 @@ fn runc_runs_pulled_busybox_image() {
 /// libraries `ldd` lists, `/tmp`, and user 65532.
 fn build_busybox_layout(layout: &Path, bundle: &Path) {
     let image = format!("{}:{LAYOUT_TAG}", layout.display());
-    run_checked(
-        "umoci init",
-        Command::new("umoci").args(["init", "--layout"]).arg(layout),
-    );
-    run_checked(
-        "umoci new",
-        Command::new("umoci").args(["new", "--image", &image]),
-    );
-    run_checked(
-        "umoci unpack",
-        Command::new("umoci")
-            .args(["unpack", "--image", &image])
-            .arg(bundle),
-    );
+    run_checked("umoci init", Command::new("umoci").args(["init", "--layout"]).arg(layout));
+    run_checked("umoci new", Command::new("umoci").args(["new", "--image", &image]));
+    run_checked("umoci unpack", Command::new("umoci").args(["unpack", "--image", &image]).arg(bundle));
 
     let rootfs = bundle.join("rootfs");
-    for program in ["/usr/bin/busybox".to_owned()]
-        .into_iter()
-        .chain(shared_libraries("/usr/bin/busybox"))
-    {
+    for program in ["/usr/bin/busybox".to_owned()].into_iter().chain(shared_libraries("/usr/bin/busybox")) {
         let target = rootfs.join(program.trim_start_matches('/'));
-        std::fs::create_dir_all(target.parent().expect("parent directory"))
-            .expect("create directory");
-        std::fs::copy(&program, &target)
-            .unwrap_or_else(|error| panic!("copy `{program}`: {error}"));
+        std::fs::create_dir_all(target.parent().expect("parent directory")).expect("create directory");
+        std::fs::copy(&program, &target).unwrap_or_else(|error| panic!("copy `{program}`: {error}"));
     }
     std::fs::create_dir_all(rootfs.join("bin")).expect("create /bin");
-    std::os::unix::fs::symlink("../usr/bin/busybox", rootfs.join("bin/busybox"))
-        .expect("link /bin/busybox");
+    std::os::unix::fs::symlink("../usr/bin/busybox", rootfs.join("bin/busybox")).expect("link /bin/busybox");
     std::fs::create_dir_all(rootfs.join("tmp")).expect("create /tmp");
 
-    run_checked(
-        "umoci repack",
-        Command::new("umoci")
-            .args(["repack", "--image", &image])
-            .arg(bundle),
-    );
+    run_checked("umoci repack", Command::new("umoci").args(["repack", "--image", &image]).arg(bundle));
     run_checked(
         "umoci config",
         Command::new("umoci").args(["config", "--image", &image, "--config.user", "65532:65532"]),
@@ -208,16 +166,12 @@ fn kubernetes_validate_rejects_unknown_field() {
 fn parse_yaml_finds_container_image() {
     let cronjob = support::parse_yaml(MINIMAL_CRONJOB);
 
-    assert_eq!(
-        support::container_image(&cronjob),
-        "127.0.0.1:5000/harness:latest"
-    );
+    assert_eq!(support::container_image(&cronjob), "127.0.0.1:5000/harness:latest");
 }
 
 #[test]
 fn uploaded_bytes_reads_count() {
-    let stderr =
-        "pushed 127.0.0.1:5000/e2e/hello:latest@sha256:00\nuploaded 1234 bytes in 3 blobs\n";
+    let stderr = "pushed 127.0.0.1:5000/e2e/hello:latest@sha256:00\nuploaded 1234 bytes in 3 blobs\n";
 
     assert_eq!(support::uploaded_bytes(stderr), Some(1234));
     assert_eq!(support::uploaded_bytes("uploaded 0 bytes"), Some(0));
@@ -228,10 +182,7 @@ fn uploaded_bytes_reads_count() {
 fn digest_after_at_needs_64_hex_digits() {
     let digest = format!("sha256:{}", "ab".repeat(32));
 
-    assert_eq!(
-        support::digest_after_at(&format!("pushed x:latest@{digest}\n")),
-        Some(digest.clone())
-    );
+    assert_eq!(support::digest_after_at(&format!("pushed x:latest@{digest}\n")), Some(digest.clone()));
     assert_eq!(support::digest_after_at("x@sha256:abc"), None);
     assert!(support::is_sha256_digest(&digest));
     assert!(!support::is_sha256_digest(&digest.to_uppercase()));

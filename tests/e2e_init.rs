@@ -15,25 +15,15 @@ fn init_shell_job_builds_and_runs() {
 
     init(&job_dir, "shell", &[]);
     let kuul_toml = std::fs::read_to_string(job_dir.join("kuul.toml")).expect("read kuul.toml");
-    assert!(
-        kuul_toml.contains("name = \"nightly-report\""),
-        "the job is not named after its directory:\n{kuul_toml}"
-    );
-    assert!(
-        !kuul_toml.contains("{{"),
-        "kuul.toml has an unfilled placeholder:\n{kuul_toml}"
-    );
+    assert!(kuul_toml.contains("name = \"nightly-report\""), "the job is not named after its directory:\n{kuul_toml}");
+    assert!(!kuul_toml.contains("{{"), "kuul.toml has an unfilled placeholder:\n{kuul_toml}");
 
     let layout = work.path().join("layout");
     let summary = build_json(&job_dir, &layout, &[]);
     assert_eq!(summary["tag"], "latest", "{summary:#}");
 
     let bundle = work.path().join("bundle");
-    umoci_unpack(
-        &layout,
-        summary["tag"].as_str().unwrap_or(LAYOUT_TAG),
-        &bundle,
-    );
+    umoci_unpack(&layout, summary["tag"].as_str().unwrap_or(LAYOUT_TAG), &bundle);
     let output = runc_run(&bundle, &[], &[], &[], false);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -43,10 +33,7 @@ fn init_shell_job_builds_and_runs() {
         "the scaffolded job exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
-    assert!(
-        stdout.contains("Hello from nightly-report\n"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    assert!(stdout.contains("Hello from nightly-report\n"), "stdout:\n{stdout}\nstderr:\n{stderr}");
 }
 
 #[test]
@@ -57,10 +44,7 @@ fn init_name_option_overrides_directory() {
     init(&job_dir, "shell", &["--name", "weekly-cleanup"]);
 
     let kuul_toml = std::fs::read_to_string(job_dir.join("kuul.toml")).expect("read kuul.toml");
-    assert!(
-        kuul_toml.contains("name = \"weekly-cleanup\""),
-        "kuul.toml:\n{kuul_toml}"
-    );
+    assert!(kuul_toml.contains("name = \"weekly-cleanup\""), "kuul.toml:\n{kuul_toml}");
 }
 
 #[test]
@@ -73,17 +57,10 @@ fn init_pg_backup_job_checks_and_builds() {
     let script = job_dir.join("backup.sh");
     assert!(is_executable(&script), "backup.sh is not executable");
 
-    support::kuul()
-        .arg("check")
-        .arg(&job_dir)
-        .assert()
-        .success();
+    support::kuul().arg("check").arg(&job_dir).assert().success();
 
     let summary = build_json(&job_dir, &work.path().join("layout"), &[]);
-    assert!(
-        support::is_sha256_digest(summary["digest"].as_str().unwrap_or_default()),
-        "{summary:#}"
-    );
+    assert!(support::is_sha256_digest(summary["digest"].as_str().unwrap_or_default()), "{summary:#}");
 }
 
 #[test]
@@ -105,13 +82,7 @@ fn init_rejects_unknown_template() {
 /// Runs `kuul init JOB_DIR --template TEMPLATE` with `extra` arguments and
 /// asserts that it exits with status 0.
 fn init(job_dir: &Path, template: &str, extra: &[&str]) {
-    support::kuul()
-        .arg("init")
-        .arg(job_dir)
-        .args(["--template", template])
-        .args(extra)
-        .assert()
-        .success();
+    support::kuul().arg("init").arg(job_dir).args(["--template", template]).args(extra).assert().success();
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -28,31 +28,13 @@ fn pg_backup_dumps_table_rows() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
-    assert!(
-        output.status.success(),
-        "the backup exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "the backup exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
     let dumps = files_in(&backup_dir);
-    assert_eq!(
-        dumps.len(),
-        1,
-        "expected one dump in the backup directory, found {dumps:?}"
-    );
+    assert_eq!(dumps.len(), 1, "expected one dump in the backup directory, found {dumps:?}");
 
-    let name = dumps[0]
-        .file_name()
-        .expect("file name")
-        .to_string_lossy()
-        .into_owned();
-    assert!(
-        name.starts_with("shop-") && name.ends_with(".sql"),
-        "dump file is named `{name}`"
-    );
-    assert!(
-        stdout.contains(&format!("wrote /backup/{name} (")),
-        "stdout does not name the dump:\n{stdout}"
-    );
+    let name = dumps[0].file_name().expect("file name").to_string_lossy().into_owned();
+    assert!(name.starts_with("shop-") && name.ends_with(".sql"), "dump file is named `{name}`");
+    assert!(stdout.contains(&format!("wrote /backup/{name} (")), "stdout does not name the dump:\n{stdout}");
 
     let dump = std::fs::read_to_string(&dumps[0]).expect("read the dump");
     assert!(dump.contains("CREATE TABLE public.orders"), "dump:\n{dump}");
@@ -69,26 +51,12 @@ fn pg_backup_fails_without_server() {
 
     // free_port releases the port before returning, so nothing listens on it.
     let closed_port = support::free_port();
-    let output = run_backup(
-        &bundle,
-        &connection("postgres", closed_port, "shop"),
-        &backup_dir,
-    );
+    let output = run_backup(&bundle, &connection("postgres", closed_port, "shop"), &backup_dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
-    assert!(
-        !output.status.success(),
-        "the backup succeeded without a server\nstderr:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("error: pg_dump of database `shop`"),
-        "stderr:\n{stderr}"
-    );
-    assert_eq!(
-        files_in(&backup_dir),
-        Vec::<PathBuf>::new(),
-        "a failed backup left files behind"
-    );
+    assert!(!output.status.success(), "the backup succeeded without a server\nstderr:\n{stderr}");
+    assert!(stderr.contains("error: pg_dump of database `shop`"), "stderr:\n{stderr}");
+    assert_eq!(files_in(&backup_dir), Vec::<PathBuf>::new(), "a failed backup left files behind");
 }
 
 /// Publishes a copy of the pg-backup example to a fresh registry and

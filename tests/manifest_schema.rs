@@ -106,9 +106,7 @@ fn build_cronjob(toml: &str) -> k8s_openapi::api::batch::v1::CronJob {
 }
 
 fn missing_tool(tool: &str) -> ! {
-    panic!(
-        "`{tool}` was not found on PATH\nhint: run `scripts/setup-test-env` to install the test components"
-    )
+    panic!("`{tool}` was not found on PATH\nhint: run `scripts/setup-test-env` to install the test components")
 }
 
 /// Runs `kubernetes-validate --strict` on `yaml` written to a temporary file.
@@ -143,11 +141,7 @@ fn assert_valid(toml: &str) {
 
     let output = run_validator(&yaml);
 
-    assert!(
-        output.status.success(),
-        "manifest rejected:\n{}\nmanifest:\n{yaml}",
-        describe(&output)
-    );
+    assert!(output.status.success(), "manifest rejected:\n{}\nmanifest:\n{yaml}", describe(&output));
 }
 
 #[test]
@@ -172,8 +166,7 @@ fn spec_with_root_user_passes_schema() {
 
 #[test]
 fn unknown_field_fails_schema() {
-    let mut manifest: Value =
-        serde_json::from_str(&to_json(&build_cronjob(MINIMAL))).expect("to_json returns JSON");
+    let mut manifest: Value = serde_json::from_str(&to_json(&build_cronjob(MINIMAL))).expect("to_json returns JSON");
     let container = manifest
         .pointer_mut("/spec/jobTemplate/spec/template/spec/containers/0")
         .and_then(Value::as_object_mut)
@@ -184,14 +177,8 @@ fn unknown_field_fails_schema() {
     let output = run_validator(&yaml);
 
     let report = describe(&output);
-    assert!(
-        !output.status.success(),
-        "broken manifest accepted:\n{report}"
-    );
-    assert!(
-        report.contains("restartPolicyTypo"),
-        "report does not name the field:\n{report}"
-    );
+    assert!(!output.status.success(), "broken manifest accepted:\n{report}");
+    assert!(report.contains("restartPolicyTypo"), "report does not name the field:\n{report}");
 }
 
 /// Parses `yaml` with PyYAML's safe loader and returns it as JSON.
@@ -210,9 +197,7 @@ fn read_with_pyyaml(yaml: &str) -> Value {
     };
 
     let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin
-        .write_all(yaml.as_bytes())
-        .expect("write YAML to python3");
+    stdin.write_all(yaml.as_bytes()).expect("write YAML to python3");
     drop(stdin);
     let output = child.wait_with_output().expect("wait for python3");
 
@@ -228,8 +213,7 @@ fn read_with_pyyaml(yaml: &str) -> Value {
 fn yaml11_parser_reads_yaml_as_json() {
     for toml in [MINIMAL, WITH_RESOURCES, WITH_PLACEMENT, WITH_ROOT_USER] {
         let cronjob = build_cronjob(toml);
-        let expected: Value =
-            serde_json::from_str(&to_json(&cronjob)).expect("to_json returns JSON");
+        let expected: Value = serde_json::from_str(&to_json(&cronjob)).expect("to_json returns JSON");
 
         let read_back = read_with_pyyaml(&to_yaml(&cronjob));
 

@@ -22,44 +22,28 @@ struct RecordingReporter {
 impl RecordingReporter {
     fn events_starting(&self, prefix: &str) -> Vec<String> {
         let events = self.events.lock().unwrap();
-        events
-            .iter()
-            .filter(|event| event.starts_with(prefix))
-            .cloned()
-            .collect()
+        events.iter().filter(|event| event.starts_with(prefix)).cloned().collect()
     }
 }
 
 impl Reporter for RecordingReporter {
     fn blob_uploaded(&self, digest: &str, _bytes: u64) {
-        self.events
-            .lock()
-            .unwrap()
-            .push(format!("uploaded {digest}"));
+        self.events.lock().unwrap().push(format!("uploaded {digest}"));
     }
 
     fn blob_skipped(&self, digest: &str, _bytes: u64) {
-        self.events
-            .lock()
-            .unwrap()
-            .push(format!("skipped {digest}"));
+        self.events.lock().unwrap().push(format!("skipped {digest}"));
     }
 
     fn warning(&self, message: &str) {
-        self.events
-            .lock()
-            .unwrap()
-            .push(format!("warning {message}"));
+        self.events.lock().unwrap().push(format!("warning {message}"));
     }
 }
 
 /// Options that read credentials from `docker_config_dir` only, never from
 /// the user's own Docker config.
 fn options_with_config(docker_config_dir: &Path) -> PushOptions {
-    PushOptions {
-        insecure_registries: Vec::new(),
-        docker_config_dir: Some(docker_config_dir.to_path_buf()),
-    }
+    PushOptions { insecure_registries: Vec::new(), docker_config_dir: Some(docker_config_dir.to_path_buf()) }
 }
 
 fn write_docker_config(dir: &Path, registry: &str, username: &str, password: &str) {
@@ -68,12 +52,7 @@ fn write_docker_config(dir: &Path, registry: &str, username: &str, password: &st
 }
 
 fn blob_total(image: &BuiltImage) -> u64 {
-    image.config.size
-        + image
-            .layers
-            .iter()
-            .map(|layer| layer.descriptor.size)
-            .sum::<u64>()
+    image.config.size + image.layers.iter().map(|layer| layer.descriptor.size).sum::<u64>()
 }
 
 #[tokio::test]
@@ -81,28 +60,14 @@ async fn first_push_uploads_every_blob() {
     let registry = TestRegistry::start();
     let work = tempfile::tempdir().unwrap();
     let image = write_layout(&work.path().join("layout"), "first");
-    let target =
-        Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
     let reporter = RecordingReporter::default();
 
-    let outcome = push(
-        &work.path().join("layout"),
-        &image,
-        &target,
-        &options_with_config(work.path()),
-        &reporter,
-    )
-    .await
-    .unwrap();
+    let outcome =
+        push(&work.path().join("layout"), &image, &target, &options_with_config(work.path()), &reporter).await.unwrap();
 
     assert_eq!(outcome.digest, image.manifest.digest);
-    assert_eq!(
-        outcome.reference,
-        format!(
-            "{}/kuul/backup:latest@{}",
-            registry.address, image.manifest.digest
-        )
-    );
+    assert_eq!(outcome.reference, format!("{}/kuul/backup:latest@{}", registry.address, image.manifest.digest));
     assert_eq!(outcome.blobs_uploaded, 3);
     assert_eq!(outcome.blobs_skipped, 0);
     assert_eq!(outcome.bytes_uploaded, blob_total(&image));
@@ -115,28 +80,16 @@ async fn skopeo_sees_pushed_digest() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "skopeo");
-    let target =
-        Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "v1").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "v1").unwrap();
 
-    let outcome = push(
-        &layout,
-        &image,
-        &target,
-        &options_with_config(work.path()),
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap();
+    let outcome =
+        push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default()).await.unwrap();
 
     let image_url = format!("docker://{}/kuul/backup:v1", registry.address);
     let inspect = run_tool("skopeo", &["inspect", "--tls-verify=false", &image_url]);
     let inspected: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspected["Digest"], outcome.digest);
-    let layer_digests: Vec<&str> = image
-        .layers
-        .iter()
-        .map(|layer| layer.descriptor.digest.as_str())
-        .collect();
+    let layer_digests: Vec<&str> = image.layers.iter().map(|layer| layer.descriptor.digest.as_str()).collect();
     assert_eq!(inspected["Layers"], serde_json::json!(layer_digests));
 }
 
@@ -147,31 +100,17 @@ async fn skopeo_copies_pushed_image() {
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "copy");
     let target = Target::from_prefix(&registry.address, "backup", "latest").unwrap();
-    push(
-        &layout,
-        &image,
-        &target,
-        &options_with_config(work.path()),
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap();
+    push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default()).await.unwrap();
 
     // skopeo checks every blob against its digest while it copies.
     let copy = work.path().join("copy");
     let source = format!("docker://{}/backup:latest", registry.address);
     let destination = format!("oci:{}:latest", copy.display());
-    run_tool(
-        "skopeo",
-        &["copy", "--src-tls-verify=false", &source, &destination],
-    );
+    run_tool("skopeo", &["copy", "--src-tls-verify=false", &source, &destination]);
 
     let copied_index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(copy.join("index.json")).unwrap()).unwrap();
-    assert_eq!(
-        copied_index["manifests"][0]["digest"],
-        image.manifest.digest
-    );
+    assert_eq!(copied_index["manifests"][0]["digest"], image.manifest.digest);
 }
 
 #[tokio::test]
@@ -180,23 +119,12 @@ async fn second_push_skips_every_blob() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "again");
-    let target =
-        Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
     let options = options_with_config(work.path());
-    push(
-        &layout,
-        &image,
-        &target,
-        &options,
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap();
+    push(&layout, &image, &target, &options, &RecordingReporter::default()).await.unwrap();
     let reporter = RecordingReporter::default();
 
-    let outcome = push(&layout, &image, &target, &options, &reporter)
-        .await
-        .unwrap();
+    let outcome = push(&layout, &image, &target, &options, &reporter).await.unwrap();
 
     assert_eq!(outcome.bytes_uploaded, 0);
     assert_eq!(outcome.blobs_uploaded, 0);
@@ -210,39 +138,20 @@ async fn second_push_skips_every_blob() {
 async fn changed_job_uploads_one_layer() {
     let registry = TestRegistry::start();
     let work = tempfile::tempdir().unwrap();
-    let target =
-        Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
     let options = options_with_config(work.path());
     let first = write_layout(&work.path().join("first"), "one");
-    push(
-        &work.path().join("first"),
-        &first,
-        &target,
-        &options,
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap();
+    push(&work.path().join("first"), &first, &target, &options, &RecordingReporter::default()).await.unwrap();
     let second = write_layout(&work.path().join("second"), "two");
 
-    let outcome = push(
-        &work.path().join("second"),
-        &second,
-        &target,
-        &options,
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap();
+    let outcome =
+        push(&work.path().join("second"), &second, &target, &options, &RecordingReporter::default()).await.unwrap();
 
     // The job-files layer and the config change, but the system-files layer
     // stays the same.
     assert_eq!(outcome.blobs_uploaded, 2);
     assert_eq!(outcome.blobs_skipped, 1);
-    assert_eq!(
-        outcome.bytes_uploaded,
-        second.layers[1].descriptor.size + second.config.size
-    );
+    assert_eq!(outcome.bytes_uploaded, second.layers[1].descriptor.size + second.config.size);
 }
 
 #[tokio::test]
@@ -253,25 +162,13 @@ async fn closed_port_reports_connection_refused() {
     let address = format!("127.0.0.1:{}", free_port());
     let target = Target::from_prefix(&address, "backup", "latest").unwrap();
 
-    let error = push(
-        &layout,
-        &image,
-        &target,
-        &options_with_config(work.path()),
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap_err();
+    let error = push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default())
+        .await
+        .unwrap_err();
 
-    assert!(
-        matches!(error, RegistryError::ConnectionRefused { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, RegistryError::ConnectionRefused { .. }), "{error}");
     let message = error.to_string();
-    assert!(
-        message.contains(&format!("nothing is listening at `{address}`")),
-        "{message}"
-    );
+    assert!(message.contains(&format!("nothing is listening at `{address}`")), "{message}");
     assert!(message.contains("is the registry running?"), "{message}");
 }
 
@@ -282,31 +179,14 @@ async fn htpasswd_registry_accepts_right_password() {
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "auth");
     write_docker_config(work.path(), &registry.address, "kuul", "right-password");
-    let target =
-        Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
 
-    let outcome = push(
-        &layout,
-        &image,
-        &target,
-        &options_with_config(work.path()),
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap();
+    let outcome =
+        push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default()).await.unwrap();
 
     assert_eq!(outcome.digest, image.manifest.digest);
     let image_url = format!("docker://{}/kuul/backup:latest", registry.address);
-    let inspect = run_tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            "kuul:right-password",
-            &image_url,
-        ],
-    );
+    let inspect = run_tool("skopeo", &["inspect", "--tls-verify=false", "--creds", "kuul:right-password", &image_url]);
     let inspected: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspected["Digest"], outcome.digest);
 }
@@ -318,29 +198,16 @@ async fn htpasswd_registry_rejects_wrong_password() {
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "wrong");
     write_docker_config(work.path(), &registry.address, "kuul", "wrong-password");
-    let target =
-        Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
 
-    let error = push(
-        &layout,
-        &image,
-        &target,
-        &options_with_config(work.path()),
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap_err();
+    let error = push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default())
+        .await
+        .unwrap_err();
 
-    assert!(
-        matches!(error, RegistryError::Unauthorized { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, RegistryError::Unauthorized { .. }), "{error}");
     let message = error.to_string();
     assert!(message.contains("401 Unauthorized"), "{message}");
-    assert!(
-        message.contains(&format!("`docker login {}`", registry.address)),
-        "{message}"
-    );
+    assert!(message.contains(&format!("`docker login {}`", registry.address)), "{message}");
     assert!(!message.contains("wrong-password"), "{message}");
 }
 
@@ -350,21 +217,11 @@ async fn htpasswd_registry_rejects_anonymous_push() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "anonymous");
-    let target =
-        Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
 
-    let error = push(
-        &layout,
-        &image,
-        &target,
-        &options_with_config(work.path()),
-        &RecordingReporter::default(),
-    )
-    .await
-    .unwrap_err();
+    let error = push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default())
+        .await
+        .unwrap_err();
 
-    assert!(
-        matches!(error, RegistryError::Unauthorized { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, RegistryError::Unauthorized { .. }), "{error}");
 }

@@ -17,11 +17,7 @@ const NAME_PLACEHOLDER: &str = "{{name}}";
 
 pub fn run(args: InitArgs) -> anyhow::Result<()> {
     let Some(template) = TEMPLATES.get_dir(args.template.as_str()) else {
-        bail!(
-            "unknown template `{}`\nhint: choose one of: {}",
-            args.template,
-            template_names().join(", ")
-        );
+        bail!("unknown template `{}`\nhint: choose one of: {}", args.template, template_names().join(", "));
     };
 
     let name = match &args.name {
@@ -50,10 +46,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
 }
 
 fn template_names() -> Vec<&'static str> {
-    let mut names: Vec<_> = TEMPLATES
-        .dirs()
-        .filter_map(|dir| dir.path().file_name().and_then(|name| name.to_str()))
-        .collect();
+    let mut names: Vec<_> =
+        TEMPLATES.dirs().filter_map(|dir| dir.path().file_name().and_then(|name| name.to_str())).collect();
     names.sort_unstable();
     names
 }

@@ -8,8 +8,7 @@ use crate::k8s::manifest::{cronjob, to_json, to_yaml};
 
 pub fn run(args: ManifestArgs) -> anyhow::Result<()> {
     let spec = crate::spec::load(&args.job_dir.join(SPEC_FILE))?;
-    crate::registry::parse_pinned(&args.image)
-        .with_context(|| format!("invalid `--image` `{}`", args.image))?;
+    crate::registry::parse_pinned(&args.image).with_context(|| format!("invalid `--image` `{}`", args.image))?;
 
     let command = container_command(&spec, &args.job_dir);
     let cronjob = cronjob(&spec, &args.image, &command);

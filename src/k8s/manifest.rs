@@ -50,10 +50,7 @@ pub fn cronjob(spec: &Spec, image: &str, command: &[String]) -> CronJob {
     let labels = labels(&job.name);
 
     let job_template = JobTemplateSpec {
-        metadata: Some(meta::ObjectMeta {
-            labels: Some(labels.clone()),
-            ..Default::default()
-        }),
+        metadata: Some(meta::ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
         spec: Some(JobSpec {
             backoff_limit: Some(BACKOFF_LIMIT),
             template: pod_template(spec, image, command, &labels),
@@ -62,11 +59,7 @@ pub fn cronjob(spec: &Spec, image: &str, command: &[String]) -> CronJob {
     };
 
     CronJob {
-        metadata: meta::ObjectMeta {
-            name: Some(job.name.clone()),
-            labels: Some(labels),
-            ..Default::default()
-        },
+        metadata: meta::ObjectMeta { name: Some(job.name.clone()), labels: Some(labels), ..Default::default() },
         spec: Some(CronJobSpec {
             schedule: job.schedule.clone(),
             time_zone: Some(job.timezone.clone()),
@@ -93,21 +86,16 @@ pub fn to_yaml(cronjob: &CronJob) -> String {
     let mut options = serde_saphyr::SerializerOptions::default();
     options.folded_wrap_chars = usize::MAX;
 
-    serde_saphyr::to_string_with_options(cronjob, options)
-        .expect("a CronJob has only string map keys and serializes")
+    serde_saphyr::to_string_with_options(cronjob, options).expect("a CronJob has only string map keys and serializes")
 }
 
 /// Serializes `cronjob` as pretty-printed JSON.
 pub fn to_json(cronjob: &CronJob) -> String {
-    serde_json::to_string_pretty(cronjob)
-        .expect("a CronJob has only string map keys and serializes")
+    serde_json::to_string_pretty(cronjob).expect("a CronJob has only string map keys and serializes")
 }
 
 fn labels(name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (NAME_LABEL.to_owned(), name.to_owned()),
-        (MANAGED_BY_LABEL.to_owned(), MANAGER.to_owned()),
-    ])
+    BTreeMap::from([(NAME_LABEL.to_owned(), name.to_owned()), (MANAGED_BY_LABEL.to_owned(), MANAGER.to_owned())])
 }
 
 fn pod_template(
@@ -136,10 +124,7 @@ fn pod_template(
     };
 
     core::PodTemplateSpec {
-        metadata: Some(meta::ObjectMeta {
-            labels: Some(labels.clone()),
-            ..Default::default()
-        }),
+        metadata: Some(meta::ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
         spec: Some(pod),
     }
 }
@@ -149,11 +134,7 @@ fn container(spec: &Spec, image: &str, command: &[String], user: ImageUser) -> c
         .job
         .env
         .iter()
-        .map(|(name, value)| core::EnvVar {
-            name: name.clone(),
-            value: Some(value.clone()),
-            value_from: None,
-        })
+        .map(|(name, value)| core::EnvVar { name: name.clone(), value: Some(value.clone()), value_from: None })
         .collect();
 
     core::Container {
@@ -195,10 +176,7 @@ fn image_user(image: &spec::Image) -> ImageUser {
 fn container_security_context(user: ImageUser) -> core::SecurityContext {
     core::SecurityContext {
         allow_privilege_escalation: Some(false),
-        capabilities: Some(core::Capabilities {
-            add: None,
-            drop: Some(vec!["ALL".to_owned()]),
-        }),
+        capabilities: Some(core::Capabilities { add: None, drop: Some(vec!["ALL".to_owned()]) }),
         read_only_root_filesystem: Some(true),
         run_as_non_root: Some(!user.is_root()),
         run_as_user: Some(i64::from(user.uid)),
@@ -217,10 +195,7 @@ fn pod_security_context(user: ImageUser) -> core::PodSecurityContext {
 }
 
 fn runtime_default_seccomp() -> core::SeccompProfile {
-    core::SeccompProfile {
-        type_: "RuntimeDefault".to_owned(),
-        localhost_profile: None,
-    }
+    core::SeccompProfile { type_: "RuntimeDefault".to_owned(), localhost_profile: None }
 }
 
 /// Converts `[resources]`, or returns `None` when it sets no quantity.
@@ -231,11 +206,7 @@ fn resources(resources: &spec::Resources) -> Option<core::ResourceRequirements> 
         return None;
     }
 
-    Some(core::ResourceRequirements {
-        requests,
-        limits,
-        claims: None,
-    })
+    Some(core::ResourceRequirements { requests, limits, claims: None })
 }
 
 fn resource_list(list: &spec::ResourceList) -> Option<BTreeMap<String, Quantity>> {
@@ -262,8 +233,7 @@ fn node_selector(placement: &spec::Placement) -> Option<BTreeMap<String, String>
 /// Lists the tolerations from `kuul.toml`, then the one for the pool's
 /// `kuul.dev/pool=<pool>:NoSchedule` taint.
 fn tolerations(placement: &spec::Placement) -> Option<Vec<core::Toleration>> {
-    let mut tolerations: Vec<core::Toleration> =
-        placement.tolerations.iter().map(toleration).collect();
+    let mut tolerations: Vec<core::Toleration> = placement.tolerations.iter().map(toleration).collect();
 
     if let Some(pool) = &placement.pool {
         tolerations.push(core::Toleration {
@@ -302,30 +272,21 @@ fn affinity(affinity: &spec::Affinity) -> core::Affinity {
                 &pod.preferred_during_scheduling_ignored_during_execution,
             ),
         }),
-        pod_anti_affinity: affinity
-            .pod_anti_affinity
-            .as_ref()
-            .map(|pod| core::PodAntiAffinity {
-                required_during_scheduling_ignored_during_execution: pod_affinity_terms(
-                    &pod.required_during_scheduling_ignored_during_execution,
-                ),
-                preferred_during_scheduling_ignored_during_execution: weighted_pod_affinity_terms(
-                    &pod.preferred_during_scheduling_ignored_during_execution,
-                ),
-            }),
+        pod_anti_affinity: affinity.pod_anti_affinity.as_ref().map(|pod| core::PodAntiAffinity {
+            required_during_scheduling_ignored_during_execution: pod_affinity_terms(
+                &pod.required_during_scheduling_ignored_during_execution,
+            ),
+            preferred_during_scheduling_ignored_during_execution: weighted_pod_affinity_terms(
+                &pod.preferred_during_scheduling_ignored_during_execution,
+            ),
+        }),
     }
 }
 
 fn node_affinity(node: &spec::NodeAffinity) -> core::NodeAffinity {
-    let required = node
-        .required_during_scheduling_ignored_during_execution
-        .as_ref()
-        .map(|selector| core::NodeSelector {
-            node_selector_terms: selector
-                .node_selector_terms
-                .iter()
-                .map(node_selector_term)
-                .collect(),
+    let required =
+        node.required_during_scheduling_ignored_during_execution.as_ref().map(|selector| core::NodeSelector {
+            node_selector_terms: selector.node_selector_terms.iter().map(node_selector_term).collect(),
         });
 
     let preferred = node
@@ -368,9 +329,7 @@ fn pod_affinity_terms(terms: &[spec::PodAffinityTerm]) -> Option<Vec<core::PodAf
     non_empty_vec(terms.iter().map(pod_affinity_term).collect())
 }
 
-fn weighted_pod_affinity_terms(
-    terms: &[spec::WeightedPodAffinityTerm],
-) -> Option<Vec<core::WeightedPodAffinityTerm>> {
+fn weighted_pod_affinity_terms(terms: &[spec::WeightedPodAffinityTerm]) -> Option<Vec<core::WeightedPodAffinityTerm>> {
     let converted = terms
         .iter()
         .map(|term| core::WeightedPodAffinityTerm {
@@ -430,9 +389,7 @@ mod tests {
     const CONTAINER: &str = "/spec/jobTemplate/spec/template/spec/containers/0";
 
     fn parse_spec(extra: &str) -> Spec {
-        let text = format!(
-            "[job]\nname = \"pg-backup\"\nschedule = \"0 3 * * *\"\ncommand = \"backup.sh\"\n{extra}"
-        );
+        let text = format!("[job]\nname = \"pg-backup\"\nschedule = \"0 3 * * *\"\ncommand = \"backup.sh\"\n{extra}");
         spec::parse(&text, Path::new("kuul.toml")).expect("test spec parses")
     }
 
@@ -442,9 +399,7 @@ mod tests {
     }
 
     fn at<'a>(manifest: &'a Value, pointer: &str) -> &'a Value {
-        manifest
-            .pointer(pointer)
-            .unwrap_or_else(|| panic!("manifest has no `{pointer}`:\n{manifest:#}"))
+        manifest.pointer(pointer).unwrap_or_else(|| panic!("manifest has no `{pointer}`:\n{manifest:#}"))
     }
 
     #[test]
@@ -456,14 +411,8 @@ mod tests {
         });
 
         assert_eq!(at(&manifest, "/metadata/labels"), &expected);
-        assert_eq!(
-            at(&manifest, "/spec/jobTemplate/metadata/labels"),
-            &expected
-        );
-        assert_eq!(
-            at(&manifest, "/spec/jobTemplate/spec/template/metadata/labels"),
-            &expected
-        );
+        assert_eq!(at(&manifest, "/spec/jobTemplate/metadata/labels"), &expected);
+        assert_eq!(at(&manifest, "/spec/jobTemplate/spec/template/metadata/labels"), &expected);
     }
 
     #[test]
@@ -505,20 +454,9 @@ mod tests {
 
         assert_eq!(at(&manifest, &format!("{CONTAINER}/name")), "pg-backup");
         assert_eq!(at(&manifest, &format!("{CONTAINER}/image")), IMAGE);
-        assert_eq!(
-            at(&manifest, &format!("{CONTAINER}/command")),
-            &json!(["/job/backup.sh", "--all"])
-        );
-        assert_eq!(
-            at(&manifest, &format!("{CONTAINER}/workingDir")),
-            "/srv/job"
-        );
-        assert_eq!(
-            at(&manifest, &format!("{POD}/containers"))
-                .as_array()
-                .map(Vec::len),
-            Some(1)
-        );
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/command")), &json!(["/job/backup.sh", "--all"]));
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/workingDir")), "/srv/job");
+        assert_eq!(at(&manifest, &format!("{POD}/containers")).as_array().map(Vec::len), Some(1));
     }
 
     #[test]
@@ -567,10 +505,7 @@ mod tests {
 
         let manifest = manifest_json(&spec);
 
-        assert_eq!(
-            at(&manifest, &format!("{CONTAINER}/resources")),
-            &json!({"requests": {"cpu": "1"}})
-        );
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/resources")), &json!({"requests": {"cpu": "1"}}));
     }
 
     #[test]
@@ -590,18 +525,9 @@ mod tests {
             "runAsNonRoot": true,
             "seccompProfile": {"type": "RuntimeDefault"},
         });
-        assert_eq!(
-            at(&manifest, &format!("{CONTAINER}/securityContext")),
-            &expected_container
-        );
-        assert_eq!(
-            at(&manifest, &format!("{POD}/securityContext")),
-            &expected_pod
-        );
-        assert_eq!(
-            at(&manifest, &format!("{POD}/automountServiceAccountToken")),
-            false
-        );
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/securityContext")), &expected_container);
+        assert_eq!(at(&manifest, &format!("{POD}/securityContext")), &expected_pod);
+        assert_eq!(at(&manifest, &format!("{POD}/automountServiceAccountToken")), false);
     }
 
     #[test]
@@ -610,69 +536,21 @@ mod tests {
 
         let manifest = manifest_json(&spec);
 
-        assert_eq!(
-            at(
-                &manifest,
-                &format!("{CONTAINER}/securityContext/runAsNonRoot")
-            ),
-            false
-        );
-        assert_eq!(
-            at(&manifest, &format!("{CONTAINER}/securityContext/runAsUser")),
-            0
-        );
-        assert_eq!(
-            at(
-                &manifest,
-                &format!("{CONTAINER}/securityContext/runAsGroup")
-            ),
-            0
-        );
-        assert_eq!(
-            at(&manifest, &format!("{POD}/securityContext/runAsNonRoot")),
-            false
-        );
-        assert_eq!(
-            at(
-                &manifest,
-                &format!("{CONTAINER}/securityContext/readOnlyRootFilesystem")
-            ),
-            true
-        );
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/securityContext/runAsNonRoot")), false);
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/securityContext/runAsUser")), 0);
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/securityContext/runAsGroup")), 0);
+        assert_eq!(at(&manifest, &format!("{POD}/securityContext/runAsNonRoot")), false);
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/securityContext/readOnlyRootFilesystem")), true);
     }
 
     #[test]
     fn image_user_forms_parse_to_ids() {
         let cases = [
-            (
-                None,
-                ImageUser {
-                    uid: 65532,
-                    gid: 65532,
-                },
-            ),
-            (
-                Some("nonroot"),
-                ImageUser {
-                    uid: 65532,
-                    gid: 65532,
-                },
-            ),
+            (None, ImageUser { uid: 65532, gid: 65532 }),
+            (Some("nonroot"), ImageUser { uid: 65532, gid: 65532 }),
             (Some("root"), ImageUser { uid: 0, gid: 0 }),
-            (
-                Some("1000"),
-                ImageUser {
-                    uid: 1000,
-                    gid: 1000,
-                },
-            ),
-            (
-                Some("1000:2000"),
-                ImageUser {
-                    uid: 1000,
-                    gid: 2000,
-                },
-            ),
+            (Some("1000"), ImageUser { uid: 1000, gid: 1000 }),
+            (Some("1000:2000"), ImageUser { uid: 1000, gid: 2000 }),
             (Some("0:1000"), ImageUser { uid: 0, gid: 1000 }),
         ];
 
@@ -686,14 +564,8 @@ mod tests {
     fn tmp_volume_mounted_at_tmp() {
         let manifest = manifest_json(&parse_spec(""));
 
-        assert_eq!(
-            at(&manifest, &format!("{POD}/volumes")),
-            &json!([{"name": "tmp", "emptyDir": {}}])
-        );
-        assert_eq!(
-            at(&manifest, &format!("{CONTAINER}/volumeMounts")),
-            &json!([{"name": "tmp", "mountPath": "/tmp"}])
-        );
+        assert_eq!(at(&manifest, &format!("{POD}/volumes")), &json!([{"name": "tmp", "emptyDir": {}}]));
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/volumeMounts")), &json!([{"name": "tmp", "mountPath": "/tmp"}]));
     }
 
     #[test]
@@ -702,10 +574,7 @@ mod tests {
 
         let manifest = manifest_json(&spec);
 
-        assert_eq!(
-            at(&manifest, &format!("{POD}/nodeSelector")),
-            &json!({"kuul.dev/pool": "ops"})
-        );
+        assert_eq!(at(&manifest, &format!("{POD}/nodeSelector")), &json!({"kuul.dev/pool": "ops"}));
         let expected = json!([
             {"key": "kuul.dev/pool", "operator": "Equal", "value": "ops", "effect": "NoSchedule"},
         ]);
@@ -727,14 +596,8 @@ mod tests {
             {"key": "dedicated", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60},
             {"key": "kuul.dev/pool", "operator": "Equal", "value": "ops", "effect": "NoSchedule"},
         ]);
-        assert_eq!(
-            at(&manifest, &format!("{POD}/nodeSelector")),
-            &expected_selector
-        );
-        assert_eq!(
-            at(&manifest, &format!("{POD}/tolerations")),
-            &expected_tolerations
-        );
+        assert_eq!(at(&manifest, &format!("{POD}/nodeSelector")), &expected_selector);
+        assert_eq!(at(&manifest, &format!("{POD}/tolerations")), &expected_tolerations);
     }
 
     #[test]
@@ -743,10 +606,7 @@ mod tests {
 
         let manifest = manifest_json(&spec);
 
-        assert_eq!(
-            at(&manifest, &format!("{POD}/tolerations")),
-            &json!([{"key": "gpu", "value": "a100"}])
-        );
+        assert_eq!(at(&manifest, &format!("{POD}/tolerations")), &json!([{"key": "gpu", "value": "a100"}]));
         assert_eq!(manifest.pointer(&format!("{POD}/nodeSelector")), None);
     }
 
@@ -804,17 +664,12 @@ mod tests {
     #[test]
     fn affinity_in_pod_spec() {
         let mut spec = parse_spec("");
-        spec.placement.affinity = Some(
-            serde_json::from_value(full_affinity_json())
-                .expect("affinity JSON matches the spec types"),
-        );
+        spec.placement.affinity =
+            Some(serde_json::from_value(full_affinity_json()).expect("affinity JSON matches the spec types"));
 
         let manifest = manifest_json(&spec);
 
-        assert_eq!(
-            at(&manifest, &format!("{POD}/affinity")),
-            &full_affinity_json()
-        );
+        assert_eq!(at(&manifest, &format!("{POD}/affinity")), &full_affinity_json());
     }
 
     #[test]
@@ -846,79 +701,45 @@ mod tests {
 
     #[test]
     fn yaml_starts_with_api_version_and_kind() {
-        let yaml = to_yaml(&cronjob(
-            &parse_spec(""),
-            IMAGE,
-            &["/job/backup.sh".to_owned()],
-        ));
+        let yaml = to_yaml(&cronjob(&parse_spec(""), IMAGE, &["/job/backup.sh".to_owned()]));
 
-        assert!(
-            yaml.starts_with("apiVersion: batch/v1\nkind: CronJob\n"),
-            "YAML starts:\n{yaml}"
-        );
+        assert!(yaml.starts_with("apiVersion: batch/v1\nkind: CronJob\n"), "YAML starts:\n{yaml}");
     }
 
     #[test]
     fn yaml_quotes_yaml11_lookalikes_in_env() {
-        let spec = parse_spec(
-            "[job.env]\nENABLED = \"yes\"\nMODE = \"0755\"\nSWITCH = \"on\"\nCOUNT = \"1e3\"\n",
-        );
+        let spec = parse_spec("[job.env]\nENABLED = \"yes\"\nMODE = \"0755\"\nSWITCH = \"on\"\nCOUNT = \"1e3\"\n");
 
         let yaml = to_yaml(&cronjob(&spec, IMAGE, &["/job/backup.sh".to_owned()]));
 
         for value in ["yes", "0755", "on", "1e3"] {
             let double = format!("value: \"{value}\"\n");
             let single = format!("value: '{value}'\n");
-            assert!(
-                yaml.contains(&double) || yaml.contains(&single),
-                "env value `{value}` is not quoted in:\n{yaml}"
-            );
+            assert!(yaml.contains(&double) || yaml.contains(&single), "env value `{value}` is not quoted in:\n{yaml}");
         }
     }
 
     #[test]
     fn yaml_keeps_long_image_on_one_line() {
-        let image = format!(
-            "127.0.0.1:5000/{}/pg-backup:v1@sha256:{}",
-            "team".repeat(10),
-            "ab".repeat(32)
-        );
+        let image = format!("127.0.0.1:5000/{}/pg-backup:v1@sha256:{}", "team".repeat(10), "ab".repeat(32));
 
-        let yaml = to_yaml(&cronjob(
-            &parse_spec(""),
-            &image,
-            &["/job/backup.sh".to_owned()],
-        ));
+        let yaml = to_yaml(&cronjob(&parse_spec(""), &image, &["/job/backup.sh".to_owned()]));
 
-        assert!(
-            yaml.contains(&format!("image: {image}\n")),
-            "image is not on one line:\n{yaml}"
-        );
+        assert!(yaml.contains(&format!("image: {image}\n")), "image is not on one line:\n{yaml}");
     }
 
     #[test]
     fn yaml_writes_multiline_argument_as_literal_block() {
-        let command = [
-            "/bin/sh".to_owned(),
-            "-c".to_owned(),
-            "set -eu\necho done\n".to_owned(),
-        ];
+        let command = ["/bin/sh".to_owned(), "-c".to_owned(), "set -eu\necho done\n".to_owned()];
 
         let yaml = to_yaml(&cronjob(&parse_spec(""), IMAGE, &command));
 
-        assert!(
-            yaml.contains("- |\n              set -eu\n              echo done\n"),
-            "no literal block in:\n{yaml}"
-        );
+        assert!(yaml.contains("- |\n              set -eu\n              echo done\n"), "no literal block in:\n{yaml}");
     }
 
     #[test]
     fn json_has_api_version_and_kind() {
-        let json_text = to_json(&cronjob(
-            &parse_spec(""),
-            IMAGE,
-            &["/job/backup.sh".to_owned()],
-        ));
+        let json_text = to_json(&cronjob(&parse_spec(""), IMAGE, &["/job/backup.sh".to_owned()]));
         let manifest: Value = serde_json::from_str(&json_text).expect("to_json returns JSON");
 
         assert_eq!(at(&manifest, "/apiVersion"), "batch/v1");

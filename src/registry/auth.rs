@@ -47,14 +47,10 @@ impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credential::Anonymous => f.write_str("Anonymous"),
-            Credential::Basic { username, .. } => f
-                .debug_struct("Basic")
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .finish(),
-            Credential::IdentityToken(_) => {
-                f.debug_tuple("IdentityToken").field(&"<redacted>").finish()
+            Credential::Basic { username, .. } => {
+                f.debug_struct("Basic").field("username", username).field("password", &"<redacted>").finish()
             }
+            Credential::IdentityToken(_) => f.debug_tuple("IdentityToken").field(&"<redacted>").finish(),
         }
     }
 }
@@ -97,10 +93,7 @@ pub(crate) fn resolve_with_helper_path(
         return Ok(Credential::Anonymous);
     };
 
-    let helper = config
-        .cred_helpers
-        .get(registry)
-        .or(config.creds_store.as_ref());
+    let helper = config.cred_helpers.get(registry).or(config.creds_store.as_ref());
     if let Some(helper) = helper.filter(|name| !name.is_empty()) {
         return run_helper(helper, registry, helper_path);
     }
@@ -140,36 +133,25 @@ fn read_config(path: &Path) -> Result<Option<DockerConfigFile>, RegistryError> {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(RegistryError::DockerConfigRead {
-                path: path.to_path_buf(),
-                source,
-            });
+            return Err(RegistryError::DockerConfigRead { path: path.to_path_buf(), source });
         }
     };
 
-    let config =
-        serde_json::from_str(&text).map_err(|source| RegistryError::DockerConfigInvalid {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let config = serde_json::from_str(&text)
+        .map_err(|source| RegistryError::DockerConfigInvalid { path: path.to_path_buf(), source })?;
     Ok(Some(config))
 }
 
 /// Finds the `auths` entry for `registry`: the key `host:port` itself, else
 /// a key that reduces to it once the `http://` or `https://` scheme and any
 /// path are removed, such as `https://host:port/v1/`.
-fn find_auth_entry<'a>(
-    auths: &'a HashMap<String, AuthEntry>,
-    registry: &str,
-) -> Option<(&'a str, &'a AuthEntry)> {
+fn find_auth_entry<'a>(auths: &'a HashMap<String, AuthEntry>, registry: &str) -> Option<(&'a str, &'a AuthEntry)> {
     if let Some((key, entry)) = auths.get_key_value(registry) {
         return Some((key, entry));
     }
 
-    let mut matching: Vec<(&String, &AuthEntry)> = auths
-        .iter()
-        .filter(|(key, _)| key_hostname(key) == registry)
-        .collect();
+    let mut matching: Vec<(&String, &AuthEntry)> =
+        auths.iter().filter(|(key, _)| key_hostname(key) == registry).collect();
     // Sorted so that the choice among several matching keys does not depend
     // on hash order.
     matching.sort_by(|a, b| a.0.cmp(b.0));
@@ -177,10 +159,7 @@ fn find_auth_entry<'a>(
 }
 
 fn key_hostname(key: &str) -> &str {
-    let without_scheme = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
+    let without_scheme = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
 
     without_scheme.split('/').next().unwrap_or(without_scheme)
 }
@@ -188,36 +167,21 @@ fn key_hostname(key: &str) -> &str {
 /// Turns an `auths` entry into a credential. `identitytoken` wins over
 /// `auth`, which wins over `username` and `password`. An empty entry, as
 /// Docker writes when a helper stores the secret, is anonymous.
-fn credential_from_entry(
-    path: &Path,
-    key: &str,
-    entry: &AuthEntry,
-) -> Result<Credential, RegistryError> {
+fn credential_from_entry(path: &Path, key: &str, entry: &AuthEntry) -> Result<Credential, RegistryError> {
     if !entry.identitytoken.is_empty() {
         return Ok(Credential::IdentityToken(entry.identitytoken.clone()));
     }
 
     if !entry.auth.is_empty() {
-        let invalid = || RegistryError::InvalidAuthEntry {
-            path: path.to_path_buf(),
-            key: key.to_string(),
-        };
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(entry.auth.trim())
-            .map_err(|_| invalid())?;
+        let invalid = || RegistryError::InvalidAuthEntry { path: path.to_path_buf(), key: key.to_string() };
+        let decoded = base64::engine::general_purpose::STANDARD.decode(entry.auth.trim()).map_err(|_| invalid())?;
         let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
         let (username, password) = decoded.split_once(':').ok_or_else(invalid)?;
-        return Ok(Credential::Basic {
-            username: username.to_string(),
-            password: password.to_string(),
-        });
+        return Ok(Credential::Basic { username: username.to_string(), password: password.to_string() });
     }
 
     if !entry.username.is_empty() && !entry.password.is_empty() {
-        return Ok(Credential::Basic {
-            username: entry.username.clone(),
-            password: entry.password.clone(),
-        });
+        return Ok(Credential::Basic { username: entry.username.clone(), password: entry.password.clone() });
     }
 
     Ok(Credential::Anonymous)
@@ -234,11 +198,7 @@ struct HelperOutput {
 /// Docker credential-helper protocol specifies.
 ///
 /// The helper's stdout contains the secret, so it never goes into an error.
-fn run_helper(
-    helper: &str,
-    registry: &str,
-    helper_path: Option<&OsStr>,
-) -> Result<Credential, RegistryError> {
+fn run_helper(helper: &str, registry: &str, helper_path: Option<&OsStr>) -> Result<Credential, RegistryError> {
     let program = format!("docker-credential-{helper}");
     let failed = |reason: String| RegistryError::CredentialHelper {
         helper: program.clone(),
@@ -247,11 +207,7 @@ fn run_helper(
     };
 
     let mut command = Command::new(&program);
-    command
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.arg("get").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(path) = helper_path {
         command.env("PATH", path);
     }
@@ -261,15 +217,11 @@ fn run_helper(
         _ => failed(format!("could not start it: {error}")),
     })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(registry.as_bytes()).map_err(|error| {
-            failed(format!(
-                "could not write the registry to its stdin: {error}"
-            ))
-        })?;
+        stdin
+            .write_all(registry.as_bytes())
+            .map_err(|error| failed(format!("could not write the registry to its stdin: {error}")))?;
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|error| failed(format!("could not read its output: {error}")))?;
+    let output = child.wait_with_output().map_err(|error| failed(format!("could not read its output: {error}")))?;
 
     if !output.status.success() {
         return helper_failure(&output, failed);
@@ -280,10 +232,7 @@ fn run_helper(
     if parsed.username == IDENTITY_TOKEN_USERNAME {
         return Ok(Credential::IdentityToken(parsed.secret));
     }
-    Ok(Credential::Basic {
-        username: parsed.username,
-        password: parsed.secret,
-    })
+    Ok(Credential::Basic { username: parsed.username, password: parsed.secret })
 }
 
 /// Maps a helper's non-zero exit to an error, except the "credentials not
@@ -299,10 +248,7 @@ fn helper_failure(
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     let first_line = stderr.lines().next().unwrap_or("").trim();
-    let status = output
-        .status
-        .code()
-        .map_or("a signal".to_string(), |code| format!("status {code}"));
+    let status = output.status.code().map_or("a signal".to_string(), |code| format!("status {code}"));
     if first_line.is_empty() {
         Err(failed(format!("exited with {status}")))
     } else {
@@ -325,10 +271,7 @@ mod tests {
     }
 
     fn basic(username: &str, password: &str) -> Credential {
-        Credential::Basic {
-            username: username.to_string(),
-            password: password.to_string(),
-        }
+        Credential::Basic { username: username.to_string(), password: password.to_string() }
     }
 
     /// Writes `docker-credential-kuultest` into a new directory. The script
@@ -360,22 +303,15 @@ mod tests {
 
     #[test]
     fn auths_username_password_used() {
-        let dir = config_dir(
-            &serde_json::json!({ "auths": { REGISTRY: { "username": "kuul", "password": "pw" } } }),
-        );
+        let dir = config_dir(&serde_json::json!({ "auths": { REGISTRY: { "username": "kuul", "password": "pw" } } }));
 
-        assert_eq!(
-            resolve_credential(dir.path(), REGISTRY).unwrap(),
-            basic("kuul", "pw")
-        );
+        assert_eq!(resolve_credential(dir.path(), REGISTRY).unwrap(), basic("kuul", "pw"));
     }
 
     #[test]
     fn auths_identity_token_preferred() {
         let auth = base64::engine::general_purpose::STANDARD.encode("kuul:pw");
-        let dir = config_dir(
-            &serde_json::json!({ "auths": { REGISTRY: { "auth": auth, "identitytoken": "tok" } } }),
-        );
+        let dir = config_dir(&serde_json::json!({ "auths": { REGISTRY: { "auth": auth, "identitytoken": "tok" } } }));
 
         let credential = resolve_credential(dir.path(), REGISTRY).unwrap();
 
@@ -384,54 +320,32 @@ mod tests {
 
     #[test]
     fn auths_url_keys_match_host() {
-        for key in [
-            "https://127.0.0.1:5000",
-            "http://127.0.0.1:5000",
-            "https://127.0.0.1:5000/v1/",
-        ] {
-            let dir = config_dir(
-                &serde_json::json!({ "auths": { key: { "username": "kuul", "password": "pw" } } }),
-            );
-            assert_eq!(
-                resolve_credential(dir.path(), REGISTRY).unwrap(),
-                basic("kuul", "pw"),
-                "{key}"
-            );
+        for key in ["https://127.0.0.1:5000", "http://127.0.0.1:5000", "https://127.0.0.1:5000/v1/"] {
+            let dir = config_dir(&serde_json::json!({ "auths": { key: { "username": "kuul", "password": "pw" } } }));
+            assert_eq!(resolve_credential(dir.path(), REGISTRY).unwrap(), basic("kuul", "pw"), "{key}");
         }
     }
 
     #[test]
     fn auths_other_port_not_matched() {
-        let dir = config_dir(
-            &serde_json::json!({ "auths": { "127.0.0.1:5001": { "username": "kuul", "password": "pw" } } }),
-        );
+        let dir =
+            config_dir(&serde_json::json!({ "auths": { "127.0.0.1:5001": { "username": "kuul", "password": "pw" } } }));
 
-        assert_eq!(
-            resolve_credential(dir.path(), REGISTRY).unwrap(),
-            Credential::Anonymous
-        );
+        assert_eq!(resolve_credential(dir.path(), REGISTRY).unwrap(), Credential::Anonymous);
     }
 
     #[test]
     fn missing_config_is_anonymous() {
         let dir = tempfile::tempdir().unwrap();
 
-        assert_eq!(
-            resolve_credential(dir.path(), REGISTRY).unwrap(),
-            Credential::Anonymous
-        );
+        assert_eq!(resolve_credential(dir.path(), REGISTRY).unwrap(), Credential::Anonymous);
     }
 
     #[test]
     fn empty_auth_entry_is_anonymous() {
-        let dir = config_dir(
-            &serde_json::json!({ "auths": { REGISTRY: {} }, "currentContext": "default" }),
-        );
+        let dir = config_dir(&serde_json::json!({ "auths": { REGISTRY: {} }, "currentContext": "default" }));
 
-        assert_eq!(
-            resolve_credential(dir.path(), REGISTRY).unwrap(),
-            Credential::Anonymous
-        );
+        assert_eq!(resolve_credential(dir.path(), REGISTRY).unwrap(), Credential::Anonymous);
     }
 
     #[test]
@@ -441,10 +355,7 @@ mod tests {
 
         let error = resolve_credential(dir.path(), REGISTRY).unwrap_err();
 
-        assert!(
-            matches!(error, RegistryError::DockerConfigInvalid { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::DockerConfigInvalid { .. }), "{error}");
         assert!(error.to_string().contains("config.json"), "{error}");
     }
 
@@ -454,10 +365,7 @@ mod tests {
 
         let error = resolve_credential(dir.path(), REGISTRY).unwrap_err();
 
-        assert!(
-            matches!(error, RegistryError::InvalidAuthEntry { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::InvalidAuthEntry { .. }), "{error}");
     }
 
     #[test]
@@ -467,27 +375,20 @@ mod tests {
 
         let error = resolve_credential(dir.path(), REGISTRY).unwrap_err();
 
-        assert!(
-            matches!(error, RegistryError::InvalidAuthEntry { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::InvalidAuthEntry { .. }), "{error}");
     }
 
     #[test]
     fn cred_helper_runs_with_registry() {
-        let helpers = helper_dir(
-            r#"{"ServerURL":"127.0.0.1:5000","Username":"helper-user","Secret":"helper-secret"}"#,
-            0,
-        );
+        let helpers =
+            helper_dir(r#"{"ServerURL":"127.0.0.1:5000","Username":"helper-user","Secret":"helper-secret"}"#, 0);
         let config = serde_json::json!({
             "auths": { REGISTRY: { "username": "file-user", "password": "file-pw" } },
             "credHelpers": { REGISTRY: "kuultest" },
         });
         let dir = config_dir(&config);
 
-        let credential =
-            resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str()))
-                .unwrap();
+        let credential = resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str())).unwrap();
 
         assert_eq!(credential, basic("helper-user", "helper-secret"));
         let received = std::fs::read_to_string(helpers.path().join("received")).unwrap();
@@ -499,14 +400,9 @@ mod tests {
         let helpers = helper_dir(r#"{"Username":"<token>","Secret":"identity"}"#, 0);
         let dir = config_dir(&serde_json::json!({ "credsStore": "kuultest" }));
 
-        let credential =
-            resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str()))
-                .unwrap();
+        let credential = resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str())).unwrap();
 
-        assert_eq!(
-            credential,
-            Credential::IdentityToken("identity".to_string())
-        );
+        assert_eq!(credential, Credential::IdentityToken("identity".to_string()));
     }
 
     #[test]
@@ -514,9 +410,7 @@ mod tests {
         let helpers = helper_dir("credentials not found in native keychain", 1);
         let dir = config_dir(&serde_json::json!({ "credHelpers": { REGISTRY: "kuultest" } }));
 
-        let credential =
-            resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str()))
-                .unwrap();
+        let credential = resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str())).unwrap();
 
         assert_eq!(credential, Credential::Anonymous);
     }
@@ -526,15 +420,10 @@ mod tests {
         let helpers = helper_dir("leaked-secret", 3);
         let dir = config_dir(&serde_json::json!({ "credHelpers": { REGISTRY: "kuultest" } }));
 
-        let error =
-            resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str()))
-                .unwrap_err();
+        let error = resolve_with_helper_path(dir.path(), REGISTRY, Some(helpers.path().as_os_str())).unwrap_err();
 
         let message = error.to_string();
-        assert!(
-            message.contains("`docker-credential-kuultest`"),
-            "{message}"
-        );
+        assert!(message.contains("`docker-credential-kuultest`"), "{message}");
         assert!(message.contains("status 3"), "{message}");
         assert!(!message.contains("leaked-secret"), "{message}");
     }
@@ -544,9 +433,7 @@ mod tests {
         let empty_path = tempfile::tempdir().unwrap();
         let dir = config_dir(&serde_json::json!({ "credHelpers": { REGISTRY: "kuultest" } }));
 
-        let error =
-            resolve_with_helper_path(dir.path(), REGISTRY, Some(empty_path.path().as_os_str()))
-                .unwrap_err();
+        let error = resolve_with_helper_path(dir.path(), REGISTRY, Some(empty_path.path().as_os_str())).unwrap_err();
 
         assert!(error.to_string().contains("not found on PATH"), "{error}");
     }

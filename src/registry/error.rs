@@ -27,10 +27,7 @@ pub enum RegistryError {
         "invalid repository name `{repository}`: {reason}\n\
          hint: use lowercase letters and digits, separated by `.`, `_`, `-` or `/`"
     )]
-    InvalidRepository {
-        repository: String,
-        reason: &'static str,
-    },
+    InvalidRepository { repository: String, reason: &'static str },
 
     #[error(
         "invalid tag `{tag}`\n\
@@ -49,20 +46,14 @@ pub enum RegistryError {
          hint: check the file, or set `DOCKER_CONFIG` to the directory that holds `config.json`",
         path.display()
     )]
-    DockerConfigRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DockerConfigRead { path: PathBuf, source: std::io::Error },
 
     #[error(
         "invalid Docker config `{}`: {source}\n\
          hint: fix the JSON, or log in again with `docker login`",
         path.display()
     )]
-    DockerConfigInvalid {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    DockerConfigInvalid { path: PathBuf, source: serde_json::Error },
 
     #[error(
         "invalid `auth` value for `{key}` in the Docker config `{}`\n\
@@ -75,32 +66,20 @@ pub enum RegistryError {
         "credential helper `{helper}` failed for `{registry}`: {reason}\n\
          hint: check that `{helper}` is on PATH and run `echo {registry} | {helper} get`"
     )]
-    CredentialHelper {
-        helper: String,
-        registry: String,
-        reason: String,
-    },
+    CredentialHelper { helper: String, registry: String, reason: String },
 
     #[error(
         "failed to read blob `{digest}` from the image layout at `{}`: {source}\n\
          hint: rebuild the image with `kuul build`",
         path.display()
     )]
-    LayoutBlob {
-        digest: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    LayoutBlob { digest: String, path: PathBuf, source: std::io::Error },
 
     #[error(
         "blob `{digest}` in the image layout has {actual} bytes, but the manifest lists {expected}\n\
          hint: the layout changed after the build; rebuild the image with `kuul build`"
     )]
-    LayoutBlobSize {
-        digest: String,
-        expected: u64,
-        actual: u64,
-    },
+    LayoutBlobSize { digest: String, expected: u64, actual: u64 },
 
     #[error(
         "manifest blob `{expected}` in the image layout has digest `{actual}`\n\
@@ -112,48 +91,31 @@ pub enum RegistryError {
         "authentication to registry `{registry}` failed for `{repository}` (401 Unauthorized)\n\
          hint: run `docker login {registry}` or check the credentials in the Docker config"
     )]
-    Unauthorized {
-        registry: String,
-        repository: String,
-    },
+    Unauthorized { registry: String, repository: String },
 
     #[error(
         "no permission to push to `{repository}` on registry `{registry}` (403 Forbidden)\n\
          hint: ask the registry's administrator for push access, or push to a repository you own"
     )]
-    Forbidden {
-        registry: String,
-        repository: String,
-    },
+    Forbidden { registry: String, repository: String },
 
     #[error(
         "repository `{repository}` not found on registry `{registry}` (404 Not Found)\n\
          hint: create the repository on the registry, or check the path in `--registry`"
     )]
-    NotFound {
-        registry: String,
-        repository: String,
-    },
+    NotFound { registry: String, repository: String },
 
     #[error(
         "registry `{registry}` failed while pushing `{repository}` ({status})\n\
          hint: this is a registry-side error; retry later"
     )]
-    ServerError {
-        registry: String,
-        repository: String,
-        status: u16,
-    },
+    ServerError { registry: String, repository: String, status: u16 },
 
     #[error(
         "registry `{registry}` rejected a request for `{repository}`: {detail}\n\
          hint: rebuild the image with `kuul build` and push again; if this repeats, check the registry's logs"
     )]
-    Rejected {
-        registry: String,
-        repository: String,
-        detail: String,
-    },
+    Rejected { registry: String, repository: String, detail: String },
 
     #[error(
         "connection refused: nothing is listening at `{registry}`\n\
@@ -183,22 +145,13 @@ pub enum RegistryError {
         "registry `{registry}` stored the manifest for `{repository}` as `{actual}`, expected `{expected}`\n\
          hint: the registry rewrote the manifest; push to a registry that stores manifests unchanged"
     )]
-    ManifestDigestMismatch {
-        registry: String,
-        repository: String,
-        expected: String,
-        actual: String,
-    },
+    ManifestDigestMismatch { registry: String, repository: String, expected: String, actual: String },
 
     #[error(
         "request to registry `{registry}` for `{repository}` failed: {detail}\n\
          hint: retry; if this repeats, check the registry's logs for this request"
     )]
-    Request {
-        registry: String,
-        repository: String,
-        detail: String,
-    },
+    Request { registry: String, repository: String, detail: String },
 }
 
 impl RegistryError {
@@ -234,9 +187,7 @@ impl RequestContext<'_> {
                 let status = error.status().map(|status| status.as_u16());
                 self.map_transport_failure(status, error.is_timeout(), error.is_connect(), &error)
             }
-            OciDistributionError::ServerError { code, message, .. } => {
-                self.map_status(code, &message)
-            }
+            OciDistributionError::ServerError { code, message, .. } => self.map_status(code, &message),
             OciDistributionError::UnauthorizedError { .. } => self.map_status(401, ""),
             // The token service rejected the credentials. Its response body
             // may be an HTML page, so it is not shown.
@@ -252,35 +203,18 @@ impl RequestContext<'_> {
         let repository = self.repository.to_string();
 
         match status {
-            401 => RegistryError::Unauthorized {
-                registry,
-                repository,
-            },
-            403 => RegistryError::Forbidden {
-                registry,
-                repository,
-            },
-            404 => RegistryError::NotFound {
-                registry,
-                repository,
-            },
+            401 => RegistryError::Unauthorized { registry, repository },
+            403 => RegistryError::Forbidden { registry, repository },
+            404 => RegistryError::NotFound { registry, repository },
             // A 429 Too Many Requests response is retried like a 5xx, because it
             // clears after a wait.
-            429 | 500..=599 => RegistryError::ServerError {
-                registry,
-                repository,
-                status,
-            },
+            429 | 500..=599 => RegistryError::ServerError { registry, repository, status },
             _ => {
                 let detail = match serde_json::from_str::<OciEnvelope>(body) {
                     Ok(envelope) => format!("{status} {}", describe_envelope(&envelope)),
                     Err(_) => format!("HTTP status {status}"),
                 };
-                RegistryError::Rejected {
-                    registry,
-                    repository,
-                    detail,
-                }
+                RegistryError::Rejected { registry, repository, detail }
             }
         }
     }
@@ -315,10 +249,7 @@ impl RequestContext<'_> {
             return self.map_status(status, "");
         }
         if timed_out {
-            return RegistryError::TimedOut {
-                registry,
-                seconds: super::push::CONNECT_TIMEOUT.as_secs(),
-            };
+            return RegistryError::TimedOut { registry, seconds: super::push::CONNECT_TIMEOUT.as_secs() };
         }
         if chain_has_io_kind(error, std::io::ErrorKind::ConnectionRefused) {
             return RegistryError::ConnectionRefused { registry };
@@ -336,11 +267,7 @@ impl RequestContext<'_> {
     }
 
     fn request_failed(&self, detail: String) -> RegistryError {
-        RegistryError::Request {
-            registry: self.registry.to_string(),
-            repository: self.repository.to_string(),
-            detail,
-        }
+        RegistryError::Request { registry: self.registry.to_string(), repository: self.repository.to_string(), detail }
     }
 }
 
@@ -359,20 +286,13 @@ fn describe_envelope(envelope: &OciEnvelope) -> String {
         })
         .collect();
 
-    if described.is_empty() {
-        "an error without details".to_string()
-    } else {
-        described.join("; ")
-    }
+    if described.is_empty() { "an error without details".to_string() } else { described.join("; ") }
 }
 
 fn chain_has_io_kind(error: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
     let mut current = Some(error);
     while let Some(error) = current {
-        if error
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == kind)
-        {
+        if error.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind) {
             return true;
         }
         current = error.source();

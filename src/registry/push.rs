@@ -88,12 +88,7 @@ pub async fn push(
     options: &PushOptions,
     reporter: &dyn Reporter,
 ) -> Result<PushOutcome, RegistryError> {
-    let blobs: Vec<&Descriptor> = image
-        .layers
-        .iter()
-        .map(|layer| &layer.descriptor)
-        .chain([&image.config])
-        .collect();
+    let blobs: Vec<&Descriptor> = image.layers.iter().map(|layer| &layer.descriptor).chain([&image.config]).collect();
     for descriptor in &blobs {
         check_blob_size(&blob_path(layout_dir, &descriptor.digest), descriptor)?;
     }
@@ -172,16 +167,8 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(
-        target: &'a Target,
-        plain_http: bool,
-        credential: &Credential,
-    ) -> Result<Session<'a>, RegistryError> {
-        let protocol = if plain_http {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        };
+    fn new(target: &'a Target, plain_http: bool, credential: &Credential) -> Result<Session<'a>, RegistryError> {
+        let protocol = if plain_http { ClientProtocol::Http } else { ClientProtocol::Https };
         let config = ClientConfig {
             protocol,
             connect_timeout: Some(CONNECT_TIMEOUT),
@@ -191,11 +178,8 @@ impl<'a> Session<'a> {
             ..ClientConfig::default()
         };
 
-        let context = RequestContext {
-            registry: target.registry(),
-            repository: target.repository(),
-            https: !plain_http,
-        };
+        let context =
+            RequestContext { registry: target.registry(), repository: target.repository(), https: !plain_http };
         // `Client::new` would fall back to a default client on this error and
         // lose the protocol and timeouts set above.
         let client = Client::try_from(config).map_err(|error| context.map_error(error))?;
@@ -217,10 +201,7 @@ impl<'a> Session<'a> {
     /// blob.
     async fn authenticate(&self) -> Result<(), RegistryError> {
         self.with_retries("version check", REQUEST_TIMEOUT, || async {
-            self.client
-                .auth(&self.reference, &self.auth, RegistryOperation::Push)
-                .await
-                .map(|_token| ())
+            self.client.auth(&self.reference, &self.auth, RegistryOperation::Push).await.map(|_token| ())
         })
         .await
     }
@@ -234,11 +215,7 @@ impl<'a> Session<'a> {
 
     /// Streams one blob from the layout. The registry checks the content
     /// against the digest in the upload URL and rejects a mismatch.
-    async fn upload_blob(
-        &self,
-        layout_dir: &Path,
-        descriptor: &Descriptor,
-    ) -> Result<(), RegistryError> {
+    async fn upload_blob(&self, layout_dir: &Path, descriptor: &Descriptor) -> Result<(), RegistryError> {
         let path = blob_path(layout_dir, &descriptor.digest);
         check_blob_size(&path, descriptor)?;
 
@@ -246,12 +223,7 @@ impl<'a> Session<'a> {
         self.with_retries("blob upload", time_limit, || async {
             let file = tokio::fs::File::open(&path).await?;
             self.client
-                .push_blob_stream(
-                    &self.reference,
-                    read_chunks(file),
-                    &descriptor.digest,
-                    Some(descriptor.size),
-                )
+                .push_blob_stream(&self.reference, read_chunks(file), &descriptor.digest, Some(descriptor.size))
                 .await
         })
         .await
@@ -265,37 +237,27 @@ impl<'a> Session<'a> {
     /// of a manifest PUT. Distribution puts the digest in `Location`
     /// instead, and when a registry's `Location` contains no digest, there is
     /// nothing to check.
-    async fn put_manifest(
-        &self,
-        manifest: Vec<u8>,
-        descriptor: &Descriptor,
-    ) -> Result<(), RegistryError> {
+    async fn put_manifest(&self, manifest: Vec<u8>, descriptor: &Descriptor) -> Result<(), RegistryError> {
         let manifest = bytes::Bytes::from(manifest);
 
         let location = self
             .with_retries("manifest upload", REQUEST_TIMEOUT, || async {
-                let content_type = descriptor.media_type.parse().map_err(|_| {
-                    OciDistributionError::UnsupportedMediaTypeError(descriptor.media_type.clone())
-                })?;
-                self.client
-                    .push_manifest_raw(&self.reference, manifest.clone(), content_type)
-                    .await
+                let content_type = descriptor
+                    .media_type
+                    .parse()
+                    .map_err(|_| OciDistributionError::UnsupportedMediaTypeError(descriptor.media_type.clone()))?;
+                self.client.push_manifest_raw(&self.reference, manifest.clone(), content_type).await
             })
             .await?;
 
-        let reported = location
-            .rsplit('/')
-            .next()
-            .filter(|segment| segment.starts_with("sha256:"));
+        let reported = location.rsplit('/').next().filter(|segment| segment.starts_with("sha256:"));
         match reported {
-            Some(reported) if reported != descriptor.digest => {
-                Err(RegistryError::ManifestDigestMismatch {
-                    registry: self.context.registry.to_string(),
-                    repository: self.context.repository.to_string(),
-                    expected: descriptor.digest.clone(),
-                    actual: reported.to_string(),
-                })
-            }
+            Some(reported) if reported != descriptor.digest => Err(RegistryError::ManifestDigestMismatch {
+                registry: self.context.registry.to_string(),
+                repository: self.context.repository.to_string(),
+                expected: descriptor.digest.clone(),
+                actual: reported.to_string(),
+            }),
             _ => Ok(()),
         }
     }
@@ -348,9 +310,7 @@ impl<'a> Session<'a> {
 fn registry_auth(credential: &Credential) -> RegistryAuth {
     match credential {
         Credential::Anonymous => RegistryAuth::Anonymous,
-        Credential::Basic { username, password } => {
-            RegistryAuth::Basic(username.clone(), password.clone())
-        }
+        Credential::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
         // NOTE: Docker exchanges an identity token (an OAuth2 refresh token)
         // for an access token at the registry's token service. oci-client
         // 0.18 has no such exchange, so the token is sent as the bearer token
@@ -393,10 +353,7 @@ fn read_manifest(layout_dir: &Path, descriptor: &Descriptor) -> Result<Vec<u8>, 
 
     let actual = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
     if actual != descriptor.digest {
-        return Err(RegistryError::LayoutManifestDigest {
-            expected: descriptor.digest.clone(),
-            actual,
-        });
+        return Err(RegistryError::LayoutManifestDigest { expected: descriptor.digest.clone(), actual });
     }
     Ok(manifest)
 }
@@ -443,9 +400,7 @@ mod tests {
 
         /// Starts a server that responds to each request with the status line and
         /// body that `respond` picks for the request line.
-        fn start_with(
-            respond: impl Fn(&str) -> (&'static str, &'static str) + Send + 'static,
-        ) -> FixedStatusServer {
+        fn start_with(respond: impl Fn(&str) -> (&'static str, &'static str) + Send + 'static) -> FixedStatusServer {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let address = listener.local_addr().unwrap().to_string();
             let requests = Arc::new(Mutex::new(Vec::new()));
@@ -473,12 +428,7 @@ mod tests {
 
         fn count(&self, method: &str) -> usize {
             let prefix = format!("{method} ");
-            self.requests
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|line| line.starts_with(&prefix))
-                .count()
+            self.requests.lock().unwrap().iter().filter(|line| line.starts_with(&prefix)).count()
         }
     }
 
@@ -488,27 +438,15 @@ mod tests {
         std::fs::create_dir_all(&blobs).unwrap();
         std::fs::write(blobs.join(&hex), content).unwrap();
 
-        Descriptor {
-            media_type: media_type.to_string(),
-            digest: format!("sha256:{hex}"),
-            size: content.len() as u64,
-        }
+        Descriptor { media_type: media_type.to_string(), digest: format!("sha256:{hex}"), size: content.len() as u64 }
     }
 
     /// Writes a layout with one layer whose content need not be a real tar,
     /// because the fake servers never read it.
     fn small_image(layout: &Path) -> BuiltImage {
-        let layer = descriptor_for(
-            layout,
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            b"layer bytes",
-        );
+        let layer = descriptor_for(layout, "application/vnd.oci.image.layer.v1.tar+gzip", b"layer bytes");
         let config = descriptor_for(layout, "application/vnd.oci.image.config.v1+json", b"{}");
-        let manifest = descriptor_for(
-            layout,
-            "application/vnd.oci.image.manifest.v1+json",
-            b"{\"schemaVersion\":2}",
-        );
+        let manifest = descriptor_for(layout, "application/vnd.oci.image.manifest.v1+json", b"{\"schemaVersion\":2}");
 
         BuiltImage {
             manifest,
@@ -531,9 +469,7 @@ mod tests {
             docker_config_dir: Some(layout.path().join("no-docker-config")),
         };
 
-        push(layout.path(), &image, &target, &options, &SilentReporter)
-            .await
-            .unwrap_err()
+        push(layout.path(), &image, &target, &options, &SilentReporter).await.unwrap_err()
     }
 
     #[tokio::test]
@@ -542,10 +478,7 @@ mod tests {
 
         let error = push_to(&server).await;
 
-        assert!(
-            matches!(error, RegistryError::ServerError { status: 503, .. }),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
         assert_eq!(server.count("HEAD"), 3);
         assert!(error.to_string().contains("retry later"), "{error}");
     }
@@ -567,16 +500,8 @@ mod tests {
 
         let error = push_to(&server).await;
 
-        assert!(
-            matches!(error, RegistryError::Unauthorized { .. }),
-            "{error}"
-        );
-        assert!(
-            error
-                .to_string()
-                .contains(&format!("`docker login {}`", server.address)),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::Unauthorized { .. }), "{error}");
+        assert!(error.to_string().contains(&format!("`docker login {}`", server.address)), "{error}");
     }
 
     #[tokio::test]
@@ -588,20 +513,16 @@ mod tests {
 
         assert!(matches!(error, RegistryError::NotFound { .. }), "{error}");
         assert_eq!(server.count("POST"), 1);
-        assert!(
-            error.to_string().contains("repository `backup` not found"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("repository `backup` not found"), "{error}");
     }
 
     #[tokio::test]
     async fn other_client_error_shows_registry_code() {
-        let body = r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#;
+        let body =
+            r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#;
         let server = FixedStatusServer::start_with(move |request_line| match request_line {
             line if line.starts_with("HEAD ") => ("404 Not Found", ""),
-            line if line.starts_with("POST ") => {
-                ("202 Accepted\r\nLocation: /v2/backup/blobs/uploads/1", "")
-            }
+            line if line.starts_with("POST ") => ("202 Accepted\r\nLocation: /v2/backup/blobs/uploads/1", ""),
             _ => ("400 Bad Request", body),
         });
 
@@ -623,10 +544,7 @@ mod tests {
 
         let error = push_to(&server).await;
 
-        assert!(
-            matches!(error, RegistryError::ManifestDigestMismatch { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::ManifestDigestMismatch { .. }), "{error}");
         assert_eq!(server.count("HEAD"), 2);
         assert_eq!(server.count("PUT"), 1);
     }
@@ -640,12 +558,7 @@ mod tests {
         let error = session.authenticate().await.unwrap_err();
 
         assert!(matches!(error, RegistryError::Tls { .. }), "{error}");
-        assert!(
-            error
-                .to_string()
-                .contains(&format!("`--insecure-registry {}`", server.address)),
-            "{error}"
-        );
+        assert!(error.to_string().contains(&format!("`--insecure-registry {}`", server.address)), "{error}");
     }
 
     #[tokio::test]
@@ -658,35 +571,21 @@ mod tests {
         let target = Target::from_prefix(&server.address, "backup", "latest").unwrap();
         let options = PushOptions::default();
 
-        let error = push(layout.path(), &image, &target, &options, &SilentReporter)
-            .await
-            .unwrap_err();
+        let error = push(layout.path(), &image, &target, &options, &SilentReporter).await.unwrap_err();
 
         assert!(matches!(error, RegistryError::LayoutBlob { .. }), "{error}");
-        assert!(
-            error
-                .to_string()
-                .contains(&config_path.display().to_string()),
-            "{error}"
-        );
+        assert!(error.to_string().contains(&config_path.display().to_string()), "{error}");
     }
 
     #[test]
     fn manifest_digest_checked_before_push() {
         let layout = tempfile::tempdir().unwrap();
         let image = small_image(layout.path());
-        std::fs::write(
-            blob_path(layout.path(), &image.manifest.digest),
-            b"{\"schemaVersion\":3}",
-        )
-        .unwrap();
+        std::fs::write(blob_path(layout.path(), &image.manifest.digest), b"{\"schemaVersion\":3}").unwrap();
 
         let error = read_manifest(layout.path(), &image.manifest).unwrap_err();
 
-        assert!(
-            matches!(error, RegistryError::LayoutManifestDigest { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::LayoutManifestDigest { .. }), "{error}");
     }
 
     #[test]
@@ -695,23 +594,9 @@ mod tests {
         let mut image = small_image(layout.path());
         image.config.size += 1;
 
-        let error = check_blob_size(
-            &blob_path(layout.path(), &image.config.digest),
-            &image.config,
-        )
-        .unwrap_err();
+        let error = check_blob_size(&blob_path(layout.path(), &image.config.digest), &image.config).unwrap_err();
 
-        assert!(
-            matches!(
-                error,
-                RegistryError::LayoutBlobSize {
-                    expected: 3,
-                    actual: 2,
-                    ..
-                }
-            ),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::LayoutBlobSize { expected: 3, actual: 2, .. }), "{error}");
     }
 
     /// Records warnings, for the credential policy tests.
@@ -727,8 +612,7 @@ mod tests {
     }
 
     fn options_with_auths(dir: &Path, registry: &str, insecure: &[&str]) -> PushOptions {
-        let config =
-            serde_json::json!({ "auths": { registry: { "username": "kuul", "password": "pw" } } });
+        let config = serde_json::json!({ "auths": { registry: { "username": "kuul", "password": "pw" } } });
         std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
 
         PushOptions {
@@ -744,18 +628,12 @@ mod tests {
         let target = Target::from_prefix("registry.test:5000/kuul", "backup", "latest").unwrap();
         let reporter = WarningRecorder::default();
 
-        let credential = load_credential(&target, &options, true, &reporter)
-            .await
-            .unwrap();
+        let credential = load_credential(&target, &options, true, &reporter).await.unwrap();
 
         assert_eq!(credential, Credential::Anonymous);
         let warnings = reporter.warnings.lock().unwrap();
         assert_eq!(warnings.len(), 1);
-        assert!(
-            warnings[0].contains("`registry.test:5000`"),
-            "{}",
-            warnings[0]
-        );
+        assert!(warnings[0].contains("`registry.test:5000`"), "{}", warnings[0]);
         assert!(!warnings[0].contains("pw"), "{}", warnings[0]);
     }
 
@@ -766,9 +644,7 @@ mod tests {
         let target = Target::from_prefix("127.0.0.1:5000/kuul", "backup", "latest").unwrap();
         let reporter = WarningRecorder::default();
 
-        let credential = load_credential(&target, &options, true, &reporter)
-            .await
-            .unwrap();
+        let credential = load_credential(&target, &options, true, &reporter).await.unwrap();
 
         assert!(!credential.is_anonymous());
         assert!(reporter.warnings.lock().unwrap().is_empty());
@@ -781,9 +657,7 @@ mod tests {
         let target = Target::from_prefix("registry.test:5000/kuul", "backup", "latest").unwrap();
         let reporter = WarningRecorder::default();
 
-        let credential = load_credential(&target, &options, false, &reporter)
-            .await
-            .unwrap();
+        let credential = load_credential(&target, &options, false, &reporter).await.unwrap();
 
         assert!(!credential.is_anonymous());
     }

@@ -37,24 +37,14 @@ impl Target {
     pub fn from_prefix(prefix: &str, name: &str, tag: &str) -> Result<Target, RegistryError> {
         let prefix = prefix.trim_end_matches('/');
         let (registry, path) =
-            split_registry(prefix).ok_or_else(|| RegistryError::MissingRegistryHost {
-                prefix: prefix.to_string(),
-            })?;
+            split_registry(prefix).ok_or_else(|| RegistryError::MissingRegistryHost { prefix: prefix.to_string() })?;
         validate_registry_host(registry)?;
 
-        let repository = if path.is_empty() {
-            name.to_string()
-        } else {
-            format!("{path}/{name}")
-        };
+        let repository = if path.is_empty() { name.to_string() } else { format!("{path}/{name}") };
         validate_repository(registry, &repository)?;
         validate_tag(tag)?;
 
-        Ok(Target {
-            registry: registry.to_string(),
-            repository,
-            tag: tag.to_string(),
-        })
+        Ok(Target { registry: registry.to_string(), repository, tag: tag.to_string() })
     }
 
     /// Returns the registry as `host[:port]`.
@@ -115,19 +105,14 @@ impl fmt::Display for PinnedReference {
 /// Rejects a reference without a registry host, a repository or a `sha256`
 /// digest of 64 lowercase hex characters, and any invalid component.
 pub fn parse_pinned(reference: &str) -> Result<PinnedReference, RegistryError> {
-    let invalid = |reason: &str| RegistryError::InvalidReference {
-        reference: reference.to_string(),
-        reason: reason.to_string(),
-    };
+    let invalid =
+        |reason: &str| RegistryError::InvalidReference { reference: reference.to_string(), reason: reason.to_string() };
 
-    let (name_and_tag, digest) = reference
-        .split_once('@')
-        .ok_or_else(|| invalid("missing `@sha256:` digest"))?;
+    let (name_and_tag, digest) = reference.split_once('@').ok_or_else(|| invalid("missing `@sha256:` digest"))?;
     validate_digest(digest).map_err(invalid)?;
 
     let (name, tag) = split_tag(name_and_tag);
-    let (registry, repository) =
-        split_registry(name).ok_or_else(|| invalid("missing registry host"))?;
+    let (registry, repository) = split_registry(name).ok_or_else(|| invalid("missing registry host"))?;
     if repository.is_empty() {
         return Err(invalid("missing repository"));
     }
@@ -158,10 +143,7 @@ fn split_registry(name: &str) -> Option<(&str, &str)> {
         None => (name, ""),
     };
 
-    let is_host = first.contains('.')
-        || first.contains(':')
-        || first.starts_with('[')
-        || first == "localhost";
+    let is_host = first.contains('.') || first.contains(':') || first.starts_with('[') || first == "localhost";
     is_host.then_some((first, rest))
 }
 
@@ -178,26 +160,19 @@ fn split_tag(name: &str) -> (&str, Option<&str>) {
 /// Checks `host[:port]`, where host is a DNS name, an IPv4 address or a
 /// bracketed IPv6 address.
 fn validate_registry_host(registry: &str) -> Result<(), RegistryError> {
-    let invalid = |reason| RegistryError::InvalidRegistryHost {
-        host: registry.to_string(),
-        reason,
-    };
+    let invalid = |reason| RegistryError::InvalidRegistryHost { host: registry.to_string(), reason };
 
-    let (host, port) =
-        split_host_port(registry).ok_or_else(|| invalid("unbalanced `[` in an IPv6 address"))?;
+    let (host, port) = split_host_port(registry).ok_or_else(|| invalid("unbalanced `[` in an IPv6 address"))?;
     if let Some(port) = port {
-        let valid_port = !port.is_empty()
-            && port.bytes().all(|b| b.is_ascii_digit())
-            && port.parse::<u16>().is_ok_and(|p| p > 0);
+        let valid_port =
+            !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0);
         if !valid_port {
             return Err(invalid("the port must be a number from 1 to 65535"));
         }
     }
 
     if let Some(inner) = host.strip_prefix('[') {
-        let address = inner
-            .strip_suffix(']')
-            .ok_or_else(|| invalid("unbalanced `[` in an IPv6 address"))?;
+        let address = inner.strip_suffix(']').ok_or_else(|| invalid("unbalanced `[` in an IPv6 address"))?;
         return match address.parse::<Ipv6Addr>() {
             Ok(_) => Ok(()),
             Err(_) => Err(invalid("not a valid IPv6 address")),
@@ -215,9 +190,7 @@ fn validate_registry_host(registry: &str) -> Result<(), RegistryError> {
     if is_valid_hostname(host) {
         Ok(())
     } else {
-        Err(invalid(
-            "a host name has labels of letters, digits and inner `-`, separated by `.`",
-        ))
+        Err(invalid("a host name has labels of letters, digits and inner `-`, separated by `.`"))
     }
 }
 
@@ -244,9 +217,7 @@ fn is_valid_hostname(host: &str) -> bool {
     let valid_label = |label: &str| {
         !label.is_empty()
             && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
@@ -257,23 +228,16 @@ fn is_valid_hostname(host: &str) -> bool {
 /// Checks the total length of `registry/repository` and each `/`-separated
 /// component.
 fn validate_repository(registry: &str, repository: &str) -> Result<(), RegistryError> {
-    let invalid = |reason| RegistryError::InvalidRepository {
-        repository: repository.to_string(),
-        reason,
-    };
+    let invalid = |reason| RegistryError::InvalidRepository { repository: repository.to_string(), reason };
 
     if repository.is_empty() {
         return Err(invalid("the name is empty"));
     }
     if registry.len() + 1 + repository.len() > MAX_NAME_LENGTH {
-        return Err(invalid(
-            "`registry/repository` is longer than 255 characters",
-        ));
+        return Err(invalid("`registry/repository` is longer than 255 characters"));
     }
     if !repository.split('/').all(is_valid_path_component) {
-        return Err(invalid(
-            "each `/`-separated component must match `[a-z0-9]+([._-][a-z0-9]+)*`",
-        ));
+        return Err(invalid("each `/`-separated component must match `[a-z0-9]+([._-][a-z0-9]+)*`"));
     }
 
     Ok(())
@@ -305,8 +269,7 @@ fn is_valid_path_component(component: &str) -> bool {
             i += 1;
         }
         let separator = &component[separator_start..i];
-        let valid_separator =
-            matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
+        let valid_separator = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
         if !valid_separator {
             return false;
         }
@@ -314,38 +277,21 @@ fn is_valid_path_component(component: &str) -> bool {
 }
 
 fn validate_tag(tag: &str) -> Result<(), RegistryError> {
-    let invalid = || RegistryError::InvalidTag {
-        tag: tag.to_string(),
-    };
+    let invalid = || RegistryError::InvalidTag { tag: tag.to_string() };
 
     let first = tag.bytes().next().ok_or_else(invalid)?;
     let first_valid = first.is_ascii_alphanumeric() || first == b'_';
-    let rest_valid = tag
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    let rest_valid = tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
 
-    if first_valid && rest_valid && tag.len() <= MAX_TAG_LENGTH {
-        Ok(())
-    } else {
-        Err(invalid())
-    }
+    if first_valid && rest_valid && tag.len() <= MAX_TAG_LENGTH { Ok(()) } else { Err(invalid()) }
 }
 
 /// Checks `sha256:` followed by 64 lowercase hex characters.
 pub(crate) fn validate_digest(digest: &str) -> Result<(), &'static str> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or("the digest must start with `sha256:`")?;
-    let valid_hex = hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex = digest.strip_prefix("sha256:").ok_or("the digest must start with `sha256:`")?;
+    let valid_hex = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
 
-    if valid_hex {
-        Ok(())
-    } else {
-        Err("a `sha256` digest has 64 lowercase hex characters")
-    }
+    if valid_hex { Ok(()) } else { Err("a `sha256` digest has 64 lowercase hex characters") }
 }
 
 #[cfg(test)]
@@ -373,16 +319,8 @@ mod tests {
 
     #[test]
     fn from_prefix_accepts_ipv6_and_dns_hosts() {
-        for prefix in [
-            "[::1]:5000/jobs",
-            "registry.example.test/team/jobs",
-            "localhost/jobs",
-            "[fe80::1]/jobs",
-        ] {
-            assert!(
-                Target::from_prefix(prefix, "backup", "latest").is_ok(),
-                "{prefix}"
-            );
+        for prefix in ["[::1]:5000/jobs", "registry.example.test/team/jobs", "localhost/jobs", "[fe80::1]/jobs"] {
+            assert!(Target::from_prefix(prefix, "backup", "latest").is_ok(), "{prefix}");
         }
     }
 
@@ -391,20 +329,14 @@ mod tests {
         let error = Target::from_prefix("kuul", "backup", "latest").unwrap_err();
 
         assert!(matches!(error, RegistryError::MissingRegistryHost { .. }));
-        assert!(
-            error.to_string().contains("`localhost:5000/kuul`"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("`localhost:5000/kuul`"), "{error}");
     }
 
     #[test]
     fn from_prefix_hub_namespace_rejected() {
         let error = Target::from_prefix("team/jobs", "backup", "latest").unwrap_err();
 
-        assert!(
-            matches!(error, RegistryError::MissingRegistryHost { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::MissingRegistryHost { .. }), "{error}");
     }
 
     #[test]
@@ -421,10 +353,7 @@ mod tests {
         ];
         for prefix in cases {
             let error = Target::from_prefix(prefix, "backup", "latest").unwrap_err();
-            assert!(
-                matches!(error, RegistryError::InvalidRegistryHost { .. }),
-                "{prefix}: {error}"
-            );
+            assert!(matches!(error, RegistryError::InvalidRegistryHost { .. }), "{prefix}: {error}");
         }
     }
 
@@ -447,22 +376,14 @@ mod tests {
             ("localhost:5000/kuul", ""),
         ] {
             let error = Target::from_prefix(prefix, name, "latest").unwrap_err();
-            assert!(
-                matches!(error, RegistryError::InvalidRepository { .. }),
-                "{prefix} {name}: {error}"
-            );
+            assert!(matches!(error, RegistryError::InvalidRepository { .. }), "{prefix} {name}: {error}");
         }
     }
 
     #[test]
     fn repository_accepts_docker_separators() {
-        for name in [
-            "back.up", "back_up", "back__up", "back-up", "back--up", "b4ckup2",
-        ] {
-            assert!(
-                Target::from_prefix("localhost:5000", name, "latest").is_ok(),
-                "{name}"
-            );
+        for name in ["back.up", "back_up", "back__up", "back-up", "back--up", "b4ckup2"] {
+            assert!(Target::from_prefix("localhost:5000", name, "latest").is_ok(), "{name}");
         }
     }
 
@@ -472,26 +393,17 @@ mod tests {
 
         let error = Target::from_prefix("localhost:5000", &name, "latest").unwrap_err();
 
-        assert!(
-            matches!(error, RegistryError::InvalidRepository { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, RegistryError::InvalidRepository { .. }), "{error}");
     }
 
     #[test]
     fn tag_grammar_enforced() {
         for tag in ["latest", "v1.2.3", "_build-7", "A", &"a".repeat(128)] {
-            assert!(
-                Target::from_prefix("localhost:5000", "backup", tag).is_ok(),
-                "{tag}"
-            );
+            assert!(Target::from_prefix("localhost:5000", "backup", tag).is_ok(), "{tag}");
         }
         for tag in ["", ".hidden", "-dash", "has space", "a/b", &"a".repeat(129)] {
             let error = Target::from_prefix("localhost:5000", "backup", tag).unwrap_err();
-            assert!(
-                matches!(error, RegistryError::InvalidTag { .. }),
-                "{tag}: {error}"
-            );
+            assert!(matches!(error, RegistryError::InvalidTag { .. }), "{tag}: {error}");
         }
     }
 
@@ -499,10 +411,7 @@ mod tests {
     fn pinned_keeps_tag_and_digest() {
         let target = Target::from_prefix("127.0.0.1:5000/kuul", "backup", "latest").unwrap();
 
-        assert_eq!(
-            target.pinned(DIGEST),
-            format!("127.0.0.1:5000/kuul/backup:latest@{DIGEST}")
-        );
+        assert_eq!(target.pinned(DIGEST), format!("127.0.0.1:5000/kuul/backup:latest@{DIGEST}"));
     }
 
     #[test]
@@ -546,10 +455,7 @@ mod tests {
         ];
         for case in cases {
             let error = parse_pinned(&case).unwrap_err();
-            assert!(
-                matches!(error, RegistryError::InvalidReference { .. }),
-                "{case}: {error}"
-            );
+            assert!(matches!(error, RegistryError::InvalidReference { .. }), "{case}: {error}");
         }
     }
 
@@ -559,27 +465,15 @@ mod tests {
         let bad_repository = parse_pinned(&format!("localhost:5000/Kuul@{DIGEST}")).unwrap_err();
         let bad_host = parse_pinned(&format!("local_host.test/kuul@{DIGEST}")).unwrap_err();
 
-        assert!(
-            matches!(bad_tag, RegistryError::InvalidTag { .. }),
-            "{bad_tag}"
-        );
-        assert!(
-            matches!(bad_repository, RegistryError::InvalidRepository { .. }),
-            "{bad_repository}"
-        );
-        assert!(
-            matches!(bad_host, RegistryError::InvalidRegistryHost { .. }),
-            "{bad_host}"
-        );
+        assert!(matches!(bad_tag, RegistryError::InvalidTag { .. }), "{bad_tag}");
+        assert!(matches!(bad_repository, RegistryError::InvalidRepository { .. }), "{bad_repository}");
+        assert!(matches!(bad_host, RegistryError::InvalidRegistryHost { .. }), "{bad_host}");
     }
 
     #[test]
     fn invalid_reference_error_names_value() {
         let error = parse_pinned("kuul/backup:latest").unwrap_err();
 
-        assert!(
-            error.to_string().contains("`kuul/backup:latest`"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("`kuul/backup:latest`"), "{error}");
     }
 }

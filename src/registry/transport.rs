@@ -22,13 +22,10 @@ pub fn is_loopback(registry: &str) -> bool {
         return true;
     }
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner
-            .parse::<Ipv6Addr>()
-            .is_ok_and(|address| address.is_loopback());
+        return inner.parse::<Ipv6Addr>().is_ok_and(|address| address.is_loopback());
     }
 
-    host.parse::<Ipv4Addr>()
-        .is_ok_and(|address| address.is_loopback())
+    host.parse::<Ipv4Addr>().is_ok_and(|address| address.is_loopback())
 }
 
 /// Returns `true` if kuul uses plain HTTP for `registry`: for loopback
@@ -41,9 +38,7 @@ pub fn uses_plain_http(registry: &str, insecure_registries: &[String]) -> bool {
     }
 
     let host = split_host_port(registry).map_or(registry, |(host, _port)| host);
-    insecure_registries
-        .iter()
-        .any(|entry| entry.eq_ignore_ascii_case(registry) || entry.eq_ignore_ascii_case(host))
+    insecure_registries.iter().any(|entry| entry.eq_ignore_ascii_case(registry) || entry.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]
@@ -52,29 +47,16 @@ mod tests {
 
     #[test]
     fn loopback_hosts_recognized() {
-        for registry in [
-            "localhost",
-            "localhost:5000",
-            "LOCALHOST:5000",
-            "127.0.0.1:5000",
-            "127.3.4.5",
-            "[::1]:5000",
-            "[::1]",
-        ] {
+        for registry in
+            ["localhost", "localhost:5000", "LOCALHOST:5000", "127.0.0.1:5000", "127.3.4.5", "[::1]:5000", "[::1]"]
+        {
             assert!(is_loopback(registry), "{registry}");
         }
     }
 
     #[test]
     fn remote_hosts_not_loopback() {
-        for registry in [
-            "10.0.0.1:5000",
-            "registry.test",
-            "localhost.test:5000",
-            "[::2]:5000",
-            "128.0.0.1",
-            "[::1",
-        ] {
+        for registry in ["10.0.0.1:5000", "registry.test", "localhost.test:5000", "[::2]:5000", "128.0.0.1", "[::1"] {
             assert!(!is_loopback(registry), "{registry}");
         }
     }

@@ -88,9 +88,7 @@ fn find_program(name: &str, search_path: &OsStr) -> Result<PathBuf, SourceError>
         let path = std::path::absolute(name).map_err(|source| SourceError::io(name, source))?;
         let metadata = fs::metadata(&path).map_err(|source| SourceError::io(&path, source))?;
         if !metadata.is_file() {
-            return Err(SourceError::NotRegularFile {
-                path: name.to_string(),
-            });
+            return Err(SourceError::NotRegularFile { path: name.to_string() });
         }
         return Ok(path);
     }
@@ -103,8 +101,7 @@ fn find_program(name: &str, search_path: &OsStr) -> Result<PathBuf, SourceError>
             continue;
         };
         if metadata.is_file() && metadata.permissions().mode() & 0o111 != 0 {
-            return std::path::absolute(&candidate)
-                .map_err(|source| SourceError::io(&candidate, source));
+            return std::path::absolute(&candidate).map_err(|source| SourceError::io(&candidate, source));
         }
     }
 
@@ -133,17 +130,9 @@ impl Abi {
 
         let big_endian = bytes[5] == 2;
         let machine_bytes = [bytes[18], bytes[19]];
-        let machine = if big_endian {
-            u16::from_be_bytes(machine_bytes)
-        } else {
-            u16::from_le_bytes(machine_bytes)
-        };
+        let machine = if big_endian { u16::from_be_bytes(machine_bytes) } else { u16::from_le_bytes(machine_bytes) };
 
-        Some(Abi {
-            is_64: bytes[4] == 2,
-            big_endian,
-            machine,
-        })
+        Some(Abi { is_64: bytes[4] == 2, big_endian, machine })
     }
 
     /// The Debian multiarch triplet, the `$PLATFORM` value and the ld.so
@@ -165,11 +154,7 @@ impl Abi {
             _ => return None,
         };
 
-        Some(AbiNames {
-            triplet,
-            platform,
-            cache_flags,
-        })
+        Some(AbiNames { triplet, platform, cache_flags })
     }
 
     /// Returns the directories `ld.so` searches last: the multiarch ones, the
@@ -216,31 +201,16 @@ struct ElfInfo {
 
 impl ElfInfo {
     fn parse(path: &Path, bytes: &[u8]) -> Result<ElfInfo, SourceError> {
-        let elf = Elf::parse(bytes).map_err(|error| SourceError::InvalidElf {
-            path: path.display().to_string(),
-            reason: error.to_string(),
-        })?;
-        let abi = Abi::from_header(bytes).ok_or_else(|| SourceError::NotElf {
-            path: path.display().to_string(),
-        })?;
+        let elf = Elf::parse(bytes)
+            .map_err(|error| SourceError::InvalidElf { path: path.display().to_string(), reason: error.to_string() })?;
+        let abi = Abi::from_header(bytes).ok_or_else(|| SourceError::NotElf { path: path.display().to_string() })?;
 
         let split = |lists: &[&str]| -> Vec<String> {
-            lists
-                .iter()
-                .flat_map(|list| list.split(':'))
-                .map(str::to_string)
-                .collect()
+            lists.iter().flat_map(|list| list.split(':')).map(str::to_string).collect()
         };
         let runpath = split(&elf.runpaths);
-        let rpath = if runpath.is_empty() {
-            split(&elf.rpaths)
-        } else {
-            Vec::new()
-        };
-        let flags_1 = elf
-            .dynamic
-            .as_ref()
-            .map_or(0, |dynamic| dynamic.info.flags_1);
+        let rpath = if runpath.is_empty() { split(&elf.rpaths) } else { Vec::new() };
+        let flags_1 = elf.dynamic.as_ref().map_or(0, |dynamic| dynamic.info.flags_1);
 
         Ok(ElfInfo {
             abi,
@@ -279,17 +249,11 @@ fn resolve_closure(program: &Path, cache: Option<&LdCache>) -> Result<Vec<PathBu
 
     // The kernel gives `ld.so` the resolved path of the program, so the
     // program's `$ORIGIN` is the directory of its real file.
-    let real_program =
-        fs::canonicalize(program).map_err(|source| SourceError::io(program, source))?;
+    let real_program = fs::canonicalize(program).map_err(|source| SourceError::io(program, source))?;
     let origin = parent_dir(&real_program);
 
     let interpreter = info.interpreter.clone();
-    let mut objects = vec![LoadedObject {
-        path: program.to_path_buf(),
-        origin,
-        info,
-        loader: None,
-    }];
+    let mut objects = vec![LoadedObject { path: program.to_path_buf(), origin, info, loader: None }];
 
     if let Some(interpreter) = interpreter {
         let path = PathBuf::from(&interpreter);
@@ -297,12 +261,7 @@ fn resolve_closure(program: &Path, cache: Option<&LdCache>) -> Result<Vec<PathBu
             name: interpreter.clone(),
             needed_by: program.display().to_string(),
         })?;
-        objects.push(LoadedObject {
-            origin: parent_dir(&path),
-            path,
-            info,
-            loader: None,
-        });
+        objects.push(LoadedObject { origin: parent_dir(&path), path, info, loader: None });
     }
 
     let mut known_names: HashSet<String> = HashSet::new();
@@ -318,12 +277,11 @@ fn resolve_closure(program: &Path, cache: Option<&LdCache>) -> Result<Vec<PathBu
                 continue;
             }
 
-            let (path, info) = search_library(&name, index, &objects, cache)?.ok_or_else(|| {
-                SourceError::LibraryNotFound {
+            let (path, info) =
+                search_library(&name, index, &objects, cache)?.ok_or_else(|| SourceError::LibraryNotFound {
                     name: name.clone(),
                     needed_by: objects[index].path.display().to_string(),
-                }
-            })?;
+                })?;
             known_names.insert(name);
 
             let path_name = path.display().to_string();
@@ -331,12 +289,7 @@ fn resolve_closure(program: &Path, cache: Option<&LdCache>) -> Result<Vec<PathBu
                 continue;
             }
             known_names.extend(info.soname.clone());
-            objects.push(LoadedObject {
-                origin: parent_dir(&path),
-                path,
-                info,
-                loader: Some(index),
-            });
+            objects.push(LoadedObject { origin: parent_dir(&path), path, info, loader: Some(index) });
         }
         index += 1;
     }
@@ -378,19 +331,11 @@ fn search_library(
     if loading.info.runpath.is_empty() {
         let mut current = Some(loader);
         while let Some(index) = current {
-            dirs.extend(expand_search_path(
-                &objects[index].info.rpath,
-                &objects[index].origin,
-                abi,
-            ));
+            dirs.extend(expand_search_path(&objects[index].info.rpath, &objects[index].origin, abi));
             current = objects[index].loader;
         }
     }
-    dirs.extend(expand_search_path(
-        &loading.info.runpath,
-        &loading.origin,
-        abi,
-    ));
+    dirs.extend(expand_search_path(&loading.info.runpath, &loading.origin, abi));
 
     for dir in dirs {
         let path = dir.join(name);
@@ -403,9 +348,7 @@ fn search_library(
         return Ok(None);
     }
 
-    let cached = cache
-        .zip(abi.names())
-        .and_then(|(cache, names)| cache.lookup(name, names.cache_flags));
+    let cached = cache.zip(abi.names()).and_then(|(cache, names)| cache.lookup(name, names.cache_flags));
     if let Some(cached) = cached {
         let path = PathBuf::from(cached);
         if let Some(info) = read_candidate(&path, abi)? {
@@ -477,9 +420,7 @@ fn expand_tokens(text: &str, origin: &Path, abi: Abi) -> Option<String> {
                 None => ("", 0),
             }
         } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
+            let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
             (&after[..end], end)
         };
 
@@ -506,8 +447,7 @@ fn expand_tokens(text: &str, origin: &Path, abi: Abi) -> Option<String> {
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
-    path.parent()
-        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+    path.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
 }
 
 /// Builds the error for a program that is not an ELF file.
@@ -517,10 +457,7 @@ fn non_elf_error(path: &Path, bytes: &[u8]) -> SourceError {
         return SourceError::NotElf { path: path_name };
     };
 
-    let first_line = script
-        .split(|&byte| byte == b'\n')
-        .next()
-        .unwrap_or_default();
+    let first_line = script.split(|&byte| byte == b'\n').next().unwrap_or_default();
     let interpreter = String::from_utf8_lossy(first_line).trim().to_string();
 
     let hint = if is_pg_wrapper(path, bytes) {
@@ -530,11 +467,7 @@ fn non_elf_error(path: &Path, bytes: &[u8]) -> SourceError {
         format!("list `{program}` in `image.binaries` and put the script in the job directory")
     };
 
-    SourceError::Script {
-        path: path_name,
-        interpreter,
-        hint,
-    }
+    SourceError::Script { path: path_name, interpreter, hint }
 }
 
 /// Returns the program a `#!` line runs: the first word, or the word after
@@ -555,20 +488,14 @@ fn interpreter_program(interpreter: &str) -> String {
 /// postgresql-client-common), the Perl script behind `/usr/bin/pg_dump`,
 /// `/usr/bin/psql` and the other client commands.
 fn is_pg_wrapper(path: &Path, bytes: &[u8]) -> bool {
-    let mentions_wrapper = bytes
-        .windows(b"pg_wrapper".len())
-        .any(|window| window == b"pg_wrapper");
-    let links_to_wrapper =
-        fs::read_link(path).is_ok_and(|target| target.ends_with("postgresql-common/pg_wrapper"));
+    let mentions_wrapper = bytes.windows(b"pg_wrapper".len()).any(|window| window == b"pg_wrapper");
+    let links_to_wrapper = fs::read_link(path).is_ok_and(|target| target.ends_with("postgresql-common/pg_wrapper"));
 
     mentions_wrapper || links_to_wrapper
 }
 
 fn pg_wrapper_hint(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
 
     match newest_postgresql_program(Path::new(POSTGRESQL_LIB_DIR), &name) {
         Some(real) => format!(
@@ -591,13 +518,8 @@ fn newest_postgresql_program(lib_dir: &Path, name: &str) -> Option<PathBuf> {
     versions
         .filter_map(Result::ok)
         .filter_map(|entry| {
-            let version: Vec<u32> = entry
-                .file_name()
-                .to_str()?
-                .split('.')
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .ok()?;
+            let version: Vec<u32> =
+                entry.file_name().to_str()?.split('.').map(str::parse).collect::<Result<_, _>>().ok()?;
             let program = entry.path().join("bin").join(name);
             program.is_file().then_some((version, program))
         })
@@ -626,36 +548,22 @@ fn add_host_path(path: &Path, entries: &mut BTreeMap<String, Entry>) -> Result<(
             _ => {}
         }
 
-        let image_path = format!(
-            "/{}",
-            resolved
-                .iter()
-                .chain([&component])
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        let metadata = fs::symlink_metadata(&image_path)
-            .map_err(|source| SourceError::io(&image_path, source))?;
+        let image_path = format!("/{}", resolved.iter().chain([&component]).cloned().collect::<Vec<_>>().join("/"));
+        let metadata = fs::symlink_metadata(&image_path).map_err(|source| SourceError::io(&image_path, source))?;
 
         if metadata.file_type().is_symlink() {
             hops += 1;
             if hops > MAX_SYMLINK_HOPS {
-                return Err(SourceError::SymlinkLoop {
-                    path: text.to_string(),
-                });
+                return Err(SourceError::SymlinkLoop { path: text.to_string() });
             }
 
-            let target_path = fs::read_link(&image_path)
-                .map_err(|source| SourceError::io(&image_path, source))?;
+            let target_path = fs::read_link(&image_path).map_err(|source| SourceError::io(&image_path, source))?;
             let target = utf8_path(&target_path)?.to_string();
             if target.starts_with('/') {
                 resolved.clear();
             }
             remaining.extend(components(&target).rev().map(str::to_string));
-            entries
-                .entry(image_path.clone())
-                .or_insert_with(|| Entry::symlink(image_path, target));
+            entries.entry(image_path.clone()).or_insert_with(|| Entry::symlink(image_path, target));
             continue;
         }
 
@@ -670,10 +578,7 @@ fn add_host_path(path: &Path, entries: &mut BTreeMap<String, Entry>) -> Result<(
         let mode = metadata.permissions().mode() & 0o7777 & !0o6000;
         entries.entry(image_path.clone()).or_insert_with(|| Entry {
             path: image_path.clone(),
-            kind: EntryKind::File {
-                content: Content::Host(PathBuf::from(&image_path)),
-                size: metadata.len(),
-            },
+            kind: EntryKind::File { content: Content::Host(PathBuf::from(&image_path)), size: metadata.len() },
             mode,
             uid: 0,
             gid: 0,
@@ -688,9 +593,7 @@ fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
 }
 
 fn utf8_path(path: &Path) -> Result<&str, SourceError> {
-    path.to_str().ok_or_else(|| SourceError::NonUtf8Path {
-        path: path.to_string_lossy().into_owned(),
-    })
+    path.to_str().ok_or_else(|| SourceError::NonUtf8Path { path: path.to_string_lossy().into_owned() })
 }
 
 #[cfg(test)]
@@ -704,10 +607,7 @@ mod tests {
     const SETUP_HINT: &str = "run `scripts/setup-test-env`";
 
     fn require(path: &str) {
-        assert!(
-            Path::new(path).exists(),
-            "`{path}` is missing; {SETUP_HINT}"
-        );
+        assert!(Path::new(path).exists(), "`{path}` is missing; {SETUP_HINT}");
     }
 
     fn find<'a>(entries: &'a [Entry], path: &str) -> &'a Entry {
@@ -752,10 +652,7 @@ mod tests {
         entries
             .iter()
             .filter_map(|entry| match &entry.kind {
-                EntryKind::File {
-                    content: Content::Host(path),
-                    ..
-                } => Some(fs::canonicalize(path).unwrap()),
+                EntryKind::File { content: Content::Host(path), .. } => Some(fs::canonicalize(path).unwrap()),
                 _ => None,
             })
             .collect()
@@ -777,38 +674,12 @@ mod tests {
         fs::create_dir_all(dir.join("lib")).unwrap();
         fs::create_dir_all(dir.join("bin")).unwrap();
         fs::write(dir.join("inner.c"), "int inner(void) { return 1; }\n").unwrap();
-        fs::write(
-            dir.join("outer.c"),
-            "int inner(void);\nint outer(void) { return inner(); }\n",
-        )
-        .unwrap();
-        fs::write(
-            dir.join("prog.c"),
-            "int outer(void);\nint main(void) { return outer(); }\n",
-        )
-        .unwrap();
+        fs::write(dir.join("outer.c"), "int inner(void);\nint outer(void) { return inner(); }\n").unwrap();
+        fs::write(dir.join("prog.c"), "int outer(void);\nint main(void) { return outer(); }\n").unwrap();
 
-        gcc(
-            &["-shared", "-fPIC", "-o", "lib/libinner.so", "inner.c"],
-            dir,
-        );
-        gcc(
-            &[
-                "-shared",
-                "-fPIC",
-                "-o",
-                "lib/libouter.so",
-                "outer.c",
-                "-Llib",
-                "-linner",
-            ],
-            dir,
-        );
-        let dtags = if new_dtags {
-            "-Wl,--enable-new-dtags"
-        } else {
-            "-Wl,--disable-new-dtags"
-        };
+        gcc(&["-shared", "-fPIC", "-o", "lib/libinner.so", "inner.c"], dir);
+        gcc(&["-shared", "-fPIC", "-o", "lib/libouter.so", "outer.c", "-Llib", "-linner"], dir);
+        let dtags = if new_dtags { "-Wl,--enable-new-dtags" } else { "-Wl,--disable-new-dtags" };
         gcc(
             &[
                 "-o",
@@ -837,14 +708,8 @@ mod tests {
             "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
         );
         assert_eq!(symlink_target(find(&entries, "/lib")), "usr/lib");
-        assert!(is_file(find(
-            &entries,
-            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
-        )));
-        assert!(is_file(find(
-            &entries,
-            "/usr/lib/x86_64-linux-gnu/libc.so.6"
-        )));
+        assert!(is_file(find(&entries, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")));
+        assert!(is_file(find(&entries, "/usr/lib/x86_64-linux-gnu/libc.so.6")));
     }
 
     #[test]
@@ -855,11 +720,7 @@ mod tests {
         let files = real_files(&entries);
 
         for library in ldd_libraries("/usr/bin/busybox") {
-            assert!(
-                files.contains(&library),
-                "`{}` missing from {files:#?}",
-                library.display()
-            );
+            assert!(files.contains(&library), "`{}` missing from {files:#?}", library.display());
         }
     }
 
@@ -868,11 +729,7 @@ mod tests {
         require("/usr/bin/busybox");
 
         let once = collect(&["busybox".to_string()], OsStr::new(HOST_PATH)).unwrap();
-        let twice = collect(
-            &["busybox".to_string(), "/usr/bin/busybox".to_string()],
-            OsStr::new(HOST_PATH),
-        )
-        .unwrap();
+        let twice = collect(&["busybox".to_string(), "/usr/bin/busybox".to_string()], OsStr::new(HOST_PATH)).unwrap();
 
         assert_eq!(once, twice);
         assert!(paths(&once).is_sorted(), "{:#?}", paths(&once));
@@ -893,27 +750,13 @@ mod tests {
     fn pg_dump_includes_libpq_closure() {
         require("/usr/lib/postgresql/15/bin/pg_dump");
 
-        let entries = collect(
-            &["/usr/lib/postgresql/15/bin/pg_dump".to_string()],
-            OsStr::new(HOST_PATH),
-        )
-        .unwrap();
+        let entries = collect(&["/usr/lib/postgresql/15/bin/pg_dump".to_string()], OsStr::new(HOST_PATH)).unwrap();
         let files = real_files(&entries);
 
-        assert!(is_file(find(
-            &entries,
-            "/usr/lib/postgresql/15/bin/pg_dump"
-        )));
-        assert_eq!(
-            symlink_target(find(&entries, "/usr/lib/x86_64-linux-gnu/libpq.so.5")),
-            "libpq.so.5.15"
-        );
+        assert!(is_file(find(&entries, "/usr/lib/postgresql/15/bin/pg_dump")));
+        assert_eq!(symlink_target(find(&entries, "/usr/lib/x86_64-linux-gnu/libpq.so.5")), "libpq.so.5.15");
         for library in ldd_libraries("/usr/lib/postgresql/15/bin/pg_dump") {
-            assert!(
-                files.contains(&library),
-                "`{}` missing from {files:#?}",
-                library.display()
-            );
+            assert!(files.contains(&library), "`{}` missing from {files:#?}", library.display());
         }
     }
 
@@ -926,10 +769,7 @@ mod tests {
         let message = error.to_string();
 
         assert!(matches!(error, SourceError::Script { .. }), "{message}");
-        assert!(
-            message.contains("/usr/lib/postgresql/15/bin/pg_dump"),
-            "{message}"
-        );
+        assert!(message.contains("/usr/lib/postgresql/15/bin/pg_dump"), "{message}");
         assert!(message.contains("pg_wrapper"), "{message}");
     }
 
@@ -943,14 +783,8 @@ mod tests {
         let error = collect(&["backup.sh".to_string()], dir.path().as_os_str()).unwrap_err();
         let message = error.to_string();
 
-        assert!(
-            message.contains("is a script run by `/bin/sh`"),
-            "{message}"
-        );
-        assert!(
-            message.contains("hint: list `/bin/sh` in `image.binaries`"),
-            "{message}"
-        );
+        assert!(message.contains("is a script run by `/bin/sh`"), "{message}");
+        assert!(message.contains("hint: list `/bin/sh` in `image.binaries`"), "{message}");
     }
 
     #[test]
@@ -966,8 +800,7 @@ mod tests {
 
     #[test]
     fn missing_program_names_path() {
-        let error =
-            collect(&["kuul-no-such-program".to_string()], OsStr::new(HOST_PATH)).unwrap_err();
+        let error = collect(&["kuul-no-such-program".to_string()], OsStr::new(HOST_PATH)).unwrap_err();
         let message = error.to_string();
 
         assert!(message.contains("`kuul-no-such-program`"), "{message}");
@@ -978,21 +811,9 @@ mod tests {
     fn origin_runpath_finds_direct_library() {
         let dir = tempfile::tempdir().unwrap();
         build_origin_layout(dir.path(), true);
-        fs::write(
-            dir.path().join("prog.c"),
-            "int inner(void);\nint main(void) { return inner(); }\n",
-        )
-        .unwrap();
+        fs::write(dir.path().join("prog.c"), "int inner(void);\nint main(void) { return inner(); }\n").unwrap();
         gcc(
-            &[
-                "-o",
-                "bin/direct",
-                "prog.c",
-                "-Llib",
-                "-linner",
-                "-Wl,-rpath,$ORIGIN/../lib",
-                "-Wl,--enable-new-dtags",
-            ],
+            &["-o", "bin/direct", "prog.c", "-Llib", "-linner", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags"],
             dir.path(),
         );
         let program = dir.path().join("bin/direct").display().to_string();
@@ -1000,11 +821,7 @@ mod tests {
         let entries = collect(&[program], OsStr::new(HOST_PATH)).unwrap();
 
         let inner = fs::canonicalize(dir.path().join("lib/libinner.so")).unwrap();
-        assert!(
-            real_files(&entries).contains(&inner),
-            "{:#?}",
-            paths(&entries)
-        );
+        assert!(real_files(&entries).contains(&inner), "{:#?}", paths(&entries));
     }
 
     #[test]
@@ -1063,10 +880,7 @@ mod tests {
         )
         .unwrap();
 
-        assert!(is_file(find(
-            &entries,
-            "/usr/lib/x86_64-linux-gnu/libc.so.6"
-        )));
+        assert!(is_file(find(&entries, "/usr/lib/x86_64-linux-gnu/libc.so.6")));
     }
 
     #[test]
@@ -1085,42 +899,19 @@ mod tests {
 
     #[test]
     fn expand_tokens_replaces_known_tokens() {
-        let abi = Abi {
-            is_64: true,
-            big_endian: false,
-            machine: EM_X86_64,
-        };
+        let abi = Abi { is_64: true, big_endian: false, machine: EM_X86_64 };
         let origin = Path::new("/opt/app/bin");
 
-        assert_eq!(
-            expand_tokens("$ORIGIN/../lib", origin, abi).unwrap(),
-            "/opt/app/bin/../lib"
-        );
-        assert_eq!(
-            expand_tokens("${ORIGIN}/lib", origin, abi).unwrap(),
-            "/opt/app/bin/lib"
-        );
-        assert_eq!(
-            expand_tokens("/usr/$LIB", origin, abi).unwrap(),
-            "/usr/lib/x86_64-linux-gnu"
-        );
-        assert_eq!(
-            expand_tokens("/opt/${PLATFORM}", origin, abi).unwrap(),
-            "/opt/x86_64"
-        );
-        assert_eq!(
-            expand_tokens("/opt/$OTHER/x", origin, abi).unwrap(),
-            "/opt/$OTHER/x"
-        );
+        assert_eq!(expand_tokens("$ORIGIN/../lib", origin, abi).unwrap(), "/opt/app/bin/../lib");
+        assert_eq!(expand_tokens("${ORIGIN}/lib", origin, abi).unwrap(), "/opt/app/bin/lib");
+        assert_eq!(expand_tokens("/usr/$LIB", origin, abi).unwrap(), "/usr/lib/x86_64-linux-gnu");
+        assert_eq!(expand_tokens("/opt/${PLATFORM}", origin, abi).unwrap(), "/opt/x86_64");
+        assert_eq!(expand_tokens("/opt/$OTHER/x", origin, abi).unwrap(), "/opt/$OTHER/x");
     }
 
     #[test]
     fn expand_tokens_drops_unknown_platform() {
-        let abi = Abi {
-            is_64: true,
-            big_endian: false,
-            machine: EM_RISCV,
-        };
+        let abi = Abi { is_64: true, big_endian: false, machine: EM_RISCV };
 
         assert_eq!(expand_tokens("/opt/$PLATFORM", Path::new("/"), abi), None);
     }

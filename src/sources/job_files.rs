@@ -40,12 +40,7 @@ pub fn collect(
 ) -> Result<Vec<Entry>, SourceError> {
     let workdir = normalize_workdir(workdir)?;
     fs::metadata(job_dir).map_err(|source| SourceError::io(job_dir, source))?;
-    let mut collector = Collector {
-        job_dir,
-        workdir: &workdir,
-        entries: BTreeMap::new(),
-        visited: HashSet::new(),
-    };
+    let mut collector = Collector { job_dir, workdir: &workdir, entries: BTreeMap::new(), visited: HashSet::new() };
 
     match files {
         None => collector.add_node(&[])?,
@@ -57,9 +52,7 @@ pub fn collect(
     }
 
     if workdir != "/" {
-        collector
-            .entries
-            .insert(workdir.clone(), Entry::directory(workdir.clone()));
+        collector.entries.insert(workdir.clone(), Entry::directory(workdir.clone()));
     }
 
     Ok(collector.entries.into_values().collect())
@@ -68,21 +61,13 @@ pub fn collect(
 /// Returns `workdir` without a trailing or repeated `/`, or an error when
 /// it is relative or contains `.` or `..`.
 fn normalize_workdir(workdir: &str) -> Result<String, SourceError> {
-    let invalid = || SourceError::InvalidWorkdir {
-        workdir: workdir.to_string(),
-    };
+    let invalid = || SourceError::InvalidWorkdir { workdir: workdir.to_string() };
     if !workdir.starts_with('/') {
         return Err(invalid());
     }
 
-    let components: Vec<&str> = workdir
-        .split('/')
-        .filter(|component| !component.is_empty())
-        .collect();
-    if components
-        .iter()
-        .any(|component| *component == "." || *component == "..")
-    {
+    let components: Vec<&str> = workdir.split('/').filter(|component| !component.is_empty()).collect();
+    if components.iter().any(|component| *component == "." || *component == "..") {
         return Err(invalid());
     }
 
@@ -114,16 +99,11 @@ impl Collector<'_> {
     /// Adds a path from `image.files`, following symlinks on the way.
     fn add_listed(&mut self, listed: &str) -> Result<(), SourceError> {
         if listed.starts_with('/') {
-            return Err(SourceError::OutsideJobDir {
-                path: listed.to_string(),
-                target: listed.to_string(),
-            });
+            return Err(SourceError::OutsideJobDir { path: listed.to_string(), target: listed.to_string() });
         }
 
         let Some(resolved) = self.resolve(Vec::new(), listed, Origin::Listed(listed))? else {
-            return Err(SourceError::JobFileNotFound {
-                path: listed.to_string(),
-            });
+            return Err(SourceError::JobFileNotFound { path: listed.to_string() });
         };
 
         self.add_node(&resolved)
@@ -138,11 +118,7 @@ impl Collector<'_> {
         // The job directory itself may be reached through a symlink, so only
         // paths below it are read without following links.
         let host_path = self.host_path(rel);
-        let metadata = if rel.is_empty() {
-            fs::metadata(&host_path)
-        } else {
-            fs::symlink_metadata(&host_path)
-        };
+        let metadata = if rel.is_empty() { fs::metadata(&host_path) } else { fs::symlink_metadata(&host_path) };
         let metadata = metadata.map_err(|source| SourceError::io(&host_path, source))?;
         let file_type = metadata.file_type();
 
@@ -159,18 +135,11 @@ impl Collector<'_> {
         }
 
         if file_type.is_file() {
-            let mode = if metadata.permissions().mode() & 0o111 != 0 {
-                0o755
-            } else {
-                0o644
-            };
+            let mode = if metadata.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
             let path = self.image_path(rel);
             let entry = Entry {
                 path: path.clone(),
-                kind: EntryKind::File {
-                    content: Content::Host(host_path),
-                    size: metadata.len(),
-                },
+                kind: EntryKind::File { content: Content::Host(host_path), size: metadata.len() },
                 mode,
                 uid: 0,
                 gid: 0,
@@ -188,10 +157,7 @@ impl Collector<'_> {
         } else {
             "character device"
         };
-        Err(SourceError::UnsupportedFileType {
-            path: self.display_path(rel),
-            kind,
-        })
+        Err(SourceError::UnsupportedFileType { path: self.display_path(rel), kind })
     }
 
     /// Adds every child of the directory `rel` in name order. At the top of
@@ -199,15 +165,11 @@ impl Collector<'_> {
     fn add_children(&mut self, rel: &[String]) -> Result<(), SourceError> {
         let host_path = self.host_path(rel);
         let mut children = Vec::new();
-        for child in
-            fs::read_dir(&host_path).map_err(|source| SourceError::io(&host_path, source))?
-        {
+        for child in fs::read_dir(&host_path).map_err(|source| SourceError::io(&host_path, source))? {
             let child = child.map_err(|source| SourceError::io(&host_path, source))?;
             let name = child.file_name();
             let Some(name) = name.to_str() else {
-                return Err(SourceError::NonUtf8Path {
-                    path: child.path().to_string_lossy().into_owned(),
-                });
+                return Err(SourceError::NonUtf8Path { path: child.path().to_string_lossy().into_owned() });
             };
             children.push(name.to_string());
         }
@@ -232,13 +194,9 @@ impl Collector<'_> {
         let target = self.read_link(rel)?;
         let parent = rel[..rel.len() - 1].to_vec();
         let link_path = self.image_path(rel);
-        self.entries
-            .insert(link_path.clone(), Entry::symlink(link_path, target.clone()));
+        self.entries.insert(link_path.clone(), Entry::symlink(link_path, target.clone()));
 
-        let origin = Origin::Link {
-            path: self.display_path(rel),
-            target: target.clone(),
-        };
+        let origin = Origin::Link { path: self.display_path(rel), target: target.clone() };
 
         if let Some(resolved) = self.resolve(parent, &target, origin)? {
             self.add_node(&resolved)?;
@@ -251,12 +209,7 @@ impl Collector<'_> {
     /// symlink on the way and adding each one as an entry. Returns `None`
     /// when a component does not exist: a dangling symlink is kept, and a
     /// missing listed path is reported by the caller.
-    fn resolve(
-        &mut self,
-        start: RelPath,
-        path: &str,
-        origin: Origin,
-    ) -> Result<Option<RelPath>, SourceError> {
+    fn resolve(&mut self, start: RelPath, path: &str, origin: Origin) -> Result<Option<RelPath>, SourceError> {
         let mut resolved = start;
         let mut remaining: Vec<String> = components(path).rev().map(str::to_string).collect();
         let mut last_link = origin;
@@ -286,20 +239,14 @@ impl Collector<'_> {
 
             hops += 1;
             if hops > MAX_SYMLINK_HOPS {
-                return Err(SourceError::SymlinkLoop {
-                    path: self.display_path(&resolved),
-                });
+                return Err(SourceError::SymlinkLoop { path: self.display_path(&resolved) });
             }
 
             let target = self.read_link(&resolved)?;
             let link_path = self.image_path(&resolved);
-            self.entries
-                .insert(link_path.clone(), Entry::symlink(link_path, target.clone()));
+            self.entries.insert(link_path.clone(), Entry::symlink(link_path, target.clone()));
 
-            last_link = Origin::Link {
-                path: self.display_path(&resolved),
-                target: target.clone(),
-            };
+            last_link = Origin::Link { path: self.display_path(&resolved), target: target.clone() };
             resolved.pop();
             remaining.extend(components(&target).rev().map(str::to_string));
         }
@@ -311,37 +258,24 @@ impl Collector<'_> {
     /// non-UTF-8 targets.
     fn read_link(&self, rel: &[String]) -> Result<String, SourceError> {
         let host_path = self.host_path(rel);
-        let target =
-            fs::read_link(&host_path).map_err(|source| SourceError::io(&host_path, source))?;
+        let target = fs::read_link(&host_path).map_err(|source| SourceError::io(&host_path, source))?;
         let Some(target) = target.to_str() else {
-            return Err(SourceError::NonUtf8Path {
-                path: target.to_string_lossy().into_owned(),
-            });
+            return Err(SourceError::NonUtf8Path { path: target.to_string_lossy().into_owned() });
         };
 
         if target.starts_with('/') {
-            return Err(SourceError::AbsoluteSymlink {
-                path: self.display_path(rel),
-                target: target.to_string(),
-            });
+            return Err(SourceError::AbsoluteSymlink { path: self.display_path(rel), target: target.to_string() });
         }
         Ok(target.to_string())
     }
 
     fn host_path(&self, rel: &[String]) -> PathBuf {
-        rel.iter()
-            .fold(self.job_dir.to_path_buf(), |path, component| {
-                path.join(component)
-            })
+        rel.iter().fold(self.job_dir.to_path_buf(), |path, component| path.join(component))
     }
 
     /// Returns the path inside the image, `<workdir>/<rel>`.
     fn image_path(&self, rel: &[String]) -> String {
-        if self.workdir == "/" {
-            format!("/{}", rel.join("/"))
-        } else {
-            format!("{}/{}", self.workdir, rel.join("/"))
-        }
+        if self.workdir == "/" { format!("/{}", rel.join("/")) } else { format!("{}/{}", self.workdir, rel.join("/")) }
     }
 
     /// Returns the path relative to the job directory, as users write it in
@@ -353,14 +287,8 @@ impl Collector<'_> {
 
 fn outside_error(origin: &Origin) -> SourceError {
     match origin {
-        Origin::Listed(path) => SourceError::OutsideJobDir {
-            path: path.to_string(),
-            target: path.to_string(),
-        },
-        Origin::Link { path, target } => SourceError::OutsideJobDir {
-            path: path.clone(),
-            target: target.clone(),
-        },
+        Origin::Listed(path) => SourceError::OutsideJobDir { path: path.to_string(), target: path.to_string() },
+        Origin::Link { path, target } => SourceError::OutsideJobDir { path: path.clone(), target: target.clone() },
     }
 }
 
@@ -388,11 +316,7 @@ mod tests {
         fs::create_dir(dir.path().join("sql")).unwrap();
         fs::set_permissions(dir.path().join("sql"), fs::Permissions::from_mode(0o700)).unwrap();
         fs::write(dir.path().join("sql/schema.sql"), "select 1;\n").unwrap();
-        fs::set_permissions(
-            dir.path().join("sql/schema.sql"),
-            fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
+        fs::set_permissions(dir.path().join("sql/schema.sql"), fs::Permissions::from_mode(0o600)).unwrap();
         dir
     }
 
@@ -422,10 +346,7 @@ mod tests {
 
         let entries = collect_all(dir.path()).unwrap();
 
-        assert_eq!(
-            paths(&entries),
-            ["/job", "/job/run.sh", "/job/sql", "/job/sql/schema.sql"]
-        );
+        assert_eq!(paths(&entries), ["/job", "/job/run.sh", "/job/sql", "/job/sql/schema.sql"]);
     }
 
     #[test]
@@ -457,10 +378,7 @@ mod tests {
 
         let entries = collect_all(dir.path()).unwrap();
 
-        let expected = EntryKind::File {
-            content: Content::Host(dir.path().join("sql/schema.sql")),
-            size: 10,
-        };
+        let expected = EntryKind::File { content: Content::Host(dir.path().join("sql/schema.sql")), size: 10 };
         assert_eq!(find(&entries, "/job/sql/schema.sql").kind, expected);
     }
 
@@ -490,10 +408,7 @@ mod tests {
         let message = error.to_string();
 
         assert!(message.contains("`missing.sh`"), "{message}");
-        assert!(
-            message.contains("hint: paths in `image.files`"),
-            "{message}"
-        );
+        assert!(message.contains("hint: paths in `image.files`"), "{message}");
     }
 
     #[test]
@@ -502,10 +417,7 @@ mod tests {
 
         let error = collect_listed(dir.path(), &["../x"]).unwrap_err();
 
-        assert!(
-            matches!(error, SourceError::OutsideJobDir { ref path, .. } if path == "../x"),
-            "{error}"
-        );
+        assert!(matches!(error, SourceError::OutsideJobDir { ref path, .. } if path == "../x"), "{error}");
     }
 
     #[test]
@@ -514,10 +426,7 @@ mod tests {
 
         let error = collect_listed(dir.path(), &["/etc/passwd"]).unwrap_err();
 
-        assert!(
-            matches!(error, SourceError::OutsideJobDir { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, SourceError::OutsideJobDir { .. }), "{error}");
     }
 
     #[test]
@@ -527,9 +436,7 @@ mod tests {
 
         let entries = collect_all(dir.path()).unwrap();
 
-        let expected = EntryKind::Symlink {
-            target: "sql/schema.sql".to_string(),
-        };
+        let expected = EntryKind::Symlink { target: "sql/schema.sql".to_string() };
         assert_eq!(find(&entries, "/job/schema.sql").kind, expected);
         assert_eq!(find(&entries, "/job/schema.sql").mode, 0o777);
     }
@@ -541,10 +448,7 @@ mod tests {
 
         let entries = collect_listed(dir.path(), &["schema.sql"]).unwrap();
 
-        assert_eq!(
-            paths(&entries),
-            ["/job", "/job/schema.sql", "/job/sql/schema.sql"]
-        );
+        assert_eq!(paths(&entries), ["/job", "/job/schema.sql", "/job/sql/schema.sql"]);
     }
 
     #[test]
@@ -554,10 +458,7 @@ mod tests {
 
         let entries = collect_listed(dir.path(), &["queries/schema.sql"]).unwrap();
 
-        assert_eq!(
-            paths(&entries),
-            ["/job", "/job/queries", "/job/sql/schema.sql"]
-        );
+        assert_eq!(paths(&entries), ["/job", "/job/queries", "/job/sql/schema.sql"]);
     }
 
     #[test]
@@ -595,10 +496,7 @@ mod tests {
 
         let error = collect_listed(dir.path(), &["a"]).unwrap_err();
 
-        assert!(
-            matches!(error, SourceError::OutsideJobDir { ref path, .. } if path == "b"),
-            "{error}"
-        );
+        assert!(matches!(error, SourceError::OutsideJobDir { ref path, .. } if path == "b"), "{error}");
     }
 
     #[test]
@@ -619,12 +517,7 @@ mod tests {
 
         let entries = collect_all(dir.path()).unwrap();
 
-        assert_eq!(
-            find(&entries, "/job/self").kind,
-            EntryKind::Symlink {
-                target: ".".to_string()
-            }
-        );
+        assert_eq!(find(&entries, "/job/self").kind, EntryKind::Symlink { target: ".".to_string() });
     }
 
     #[test]
@@ -635,19 +528,13 @@ mod tests {
         let error = collect_all(dir.path()).unwrap_err();
         let message = error.to_string();
 
-        assert!(
-            message.contains("`sql/agent.sock` is a socket"),
-            "{message}"
-        );
+        assert!(message.contains("`sql/agent.sock` is a socket"), "{message}");
     }
 
     #[test]
     fn fifo_rejected_with_path() {
         let dir = job_dir();
-        let status = std::process::Command::new("mkfifo")
-            .arg(dir.path().join("pipe"))
-            .status()
-            .unwrap();
+        let status = std::process::Command::new("mkfifo").arg(dir.path().join("pipe")).status().unwrap();
         assert!(status.success(), "mkfifo failed");
 
         let error = collect_all(dir.path()).unwrap_err();
@@ -661,18 +548,11 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
 
         let dir = job_dir();
-        fs::write(
-            dir.path().join(std::ffi::OsStr::from_bytes(b"bad\xffname")),
-            "",
-        )
-        .unwrap();
+        fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"bad\xffname")), "").unwrap();
 
         let error = collect_all(dir.path()).unwrap_err();
 
-        assert!(
-            matches!(error, SourceError::NonUtf8Path { ref path } if path.contains("bad\u{fffd}name")),
-            "{error}"
-        );
+        assert!(matches!(error, SourceError::NonUtf8Path { ref path } if path.contains("bad\u{fffd}name")), "{error}");
     }
 
     #[test]
@@ -682,14 +562,8 @@ mod tests {
 
         let entries = collect_all(dir.path()).unwrap();
 
-        assert!(matches!(
-            find(&entries, "/job/again.sh").kind,
-            EntryKind::File { .. }
-        ));
-        assert!(matches!(
-            find(&entries, "/job/run.sh").kind,
-            EntryKind::File { .. }
-        ));
+        assert!(matches!(find(&entries, "/job/again.sh").kind, EntryKind::File { .. }));
+        assert!(matches!(find(&entries, "/job/run.sh").kind, EntryKind::File { .. }));
     }
 
     #[test]
@@ -706,14 +580,7 @@ mod tests {
     fn missing_job_dir_is_io_error() {
         let dir = job_dir();
 
-        let error = collect(
-            &dir.path().join("absent"),
-            Some(&["run.sh".to_string()]),
-            "/job",
-            0,
-            0,
-        )
-        .unwrap_err();
+        let error = collect(&dir.path().join("absent"), Some(&["run.sh".to_string()]), "/job", 0, 0).unwrap_err();
 
         assert!(matches!(error, SourceError::Io { .. }), "{error}");
     }
@@ -724,9 +591,6 @@ mod tests {
 
         let error = collect(dir.path(), None, "job", 0, 0).unwrap_err();
 
-        assert!(
-            matches!(error, SourceError::InvalidWorkdir { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, SourceError::InvalidWorkdir { .. }), "{error}");
     }
 }

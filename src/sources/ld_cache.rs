@@ -67,10 +67,8 @@ pub enum LdCacheError {
 impl LdCache {
     /// Reads and parses the cache file at `path`.
     pub fn load(path: &Path) -> Result<LdCache, LdCacheError> {
-        let bytes = std::fs::read(path).map_err(|source| LdCacheError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| LdCacheError::Io { path: path.display().to_string(), source })?;
 
         LdCache::parse(&bytes)
     }
@@ -80,9 +78,7 @@ impl LdCache {
         let start = new_format_start(bytes)?;
         let data = &bytes[start..];
         if data.len() < NEW_HEADER_SIZE || !data.starts_with(NEW_MAGIC) {
-            return Err(LdCacheError::Invalid(
-                "missing `glibc-ld.so.cache1.1` header",
-            ));
+            return Err(LdCacheError::Invalid("missing `glibc-ld.so.cache1.1` header"));
         }
 
         let big_endian = match data[28] {
@@ -99,9 +95,7 @@ impl LdCache {
             .and_then(|size| size.checked_add(NEW_HEADER_SIZE))
             .ok_or(LdCacheError::Invalid("entry count overflows"))?;
         if table_end > data.len() {
-            return Err(LdCacheError::Invalid(
-                "entry table runs past the end of the file",
-            ));
+            return Err(LdCacheError::Invalid("entry table runs past the end of the file"));
         }
 
         let mut entries = Vec::with_capacity(count);
@@ -150,9 +144,7 @@ fn new_format_start(bytes: &[u8]) -> Result<usize, LdCacheError> {
     // The new header is aligned like its 8-byte hwcap field.
     let start = old_end.next_multiple_of(8);
     if start > bytes.len() {
-        return Err(LdCacheError::Invalid(
-            "old-format table runs past the end of the file",
-        ));
+        return Err(LdCacheError::Invalid("old-format table runs past the end of the file"));
     }
     Ok(start)
 }
@@ -171,11 +163,7 @@ impl Reader<'_> {
             .ok_or(LdCacheError::Invalid("field runs past the end of the file"))?
             .try_into()
             .expect("4 bytes");
-        Ok(if self.big_endian {
-            u32::from_be_bytes(bytes)
-        } else {
-            u32::from_le_bytes(bytes)
-        })
+        Ok(if self.big_endian { u32::from_be_bytes(bytes) } else { u32::from_le_bytes(bytes) })
     }
 
     fn u64(&self, offset: usize) -> Result<u64, LdCacheError> {
@@ -185,24 +173,15 @@ impl Reader<'_> {
             .ok_or(LdCacheError::Invalid("field runs past the end of the file"))?
             .try_into()
             .expect("8 bytes");
-        Ok(if self.big_endian {
-            u64::from_be_bytes(bytes)
-        } else {
-            u64::from_le_bytes(bytes)
-        })
+        Ok(if self.big_endian { u64::from_be_bytes(bytes) } else { u64::from_le_bytes(bytes) })
     }
 
     fn string(&self, offset: usize) -> Result<String, LdCacheError> {
-        let tail = self.data.get(offset..).ok_or(LdCacheError::Invalid(
-            "string offset past the end of the file",
-        ))?;
-        let length = tail
-            .iter()
-            .position(|&byte| byte == 0)
-            .ok_or(LdCacheError::Invalid("string without a terminating NUL"))?;
+        let tail = self.data.get(offset..).ok_or(LdCacheError::Invalid("string offset past the end of the file"))?;
+        let length =
+            tail.iter().position(|&byte| byte == 0).ok_or(LdCacheError::Invalid("string without a terminating NUL"))?;
 
-        String::from_utf8(tail[..length].to_vec())
-            .map_err(|_| LdCacheError::Invalid("string is not valid UTF-8"))
+        String::from_utf8(tail[..length].to_vec()).map_err(|_| LdCacheError::Invalid("string is not valid UTF-8"))
     }
 }
 
@@ -267,18 +246,9 @@ mod tests {
         ]);
         let cache = LdCache::parse(&bytes).unwrap();
 
-        assert_eq!(
-            cache.lookup("libz.so.1", 0x0303),
-            Some("/lib/x86_64-linux-gnu/libz.so.1")
-        );
-        assert_eq!(
-            cache.lookup("libz.so.1", 0x0003),
-            Some("/lib/i386-linux-gnu/libz.so.1")
-        );
-        assert_eq!(
-            cache.lookup("libz.so.1", 0x0a03),
-            Some("/lib/aarch64-linux-gnu/libz.so.1")
-        );
+        assert_eq!(cache.lookup("libz.so.1", 0x0303), Some("/lib/x86_64-linux-gnu/libz.so.1"));
+        assert_eq!(cache.lookup("libz.so.1", 0x0003), Some("/lib/i386-linux-gnu/libz.so.1"));
+        assert_eq!(cache.lookup("libz.so.1", 0x0a03), Some("/lib/aarch64-linux-gnu/libz.so.1"));
         assert_eq!(cache.lookup("libz.so.1", 0x0803), None);
         assert_eq!(cache.lookup("libm.so.6", 0x0303), None);
     }
@@ -286,20 +256,12 @@ mod tests {
     #[test]
     fn lookup_skips_hwcap_variants() {
         let bytes = build_cache(&[
-            (
-                0x0303,
-                "libm.so.6",
-                "/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libm.so.6",
-                1 << 62,
-            ),
+            (0x0303, "libm.so.6", "/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libm.so.6", 1 << 62),
             (0x0303, "libm.so.6", "/lib/x86_64-linux-gnu/libm.so.6", 0),
         ]);
         let cache = LdCache::parse(&bytes).unwrap();
 
-        assert_eq!(
-            cache.lookup("libm.so.6", 0x0303),
-            Some("/lib/x86_64-linux-gnu/libm.so.6")
-        );
+        assert_eq!(cache.lookup("libm.so.6", 0x0303), Some("/lib/x86_64-linux-gnu/libm.so.6"));
     }
 
     #[test]
@@ -314,10 +276,7 @@ mod tests {
 
         let cache = LdCache::parse(&bytes).unwrap();
 
-        assert_eq!(
-            cache.lookup("libc.so.6", 0x0303),
-            Some("/usr/lib/libc.so.6")
-        );
+        assert_eq!(cache.lookup("libc.so.6", 0x0303), Some("/usr/lib/libc.so.6"));
     }
 
     #[test]
@@ -332,8 +291,7 @@ mod tests {
 
     #[test]
     fn parse_rejects_unknown_magic() {
-        let error =
-            LdCache::parse(b"not a cache file at all, just some text here....").unwrap_err();
+        let error = LdCache::parse(b"not a cache file at all, just some text here....").unwrap_err();
 
         assert!(error.to_string().contains("header"), "{error}");
     }
@@ -342,16 +300,10 @@ mod tests {
     #[test]
     fn parse_reads_host_cache() {
         let path = Path::new("/etc/ld.so.cache");
-        assert!(
-            path.exists(),
-            "`/etc/ld.so.cache` is missing; run `scripts/setup-test-env`"
-        );
+        assert!(path.exists(), "`/etc/ld.so.cache` is missing; run `scripts/setup-test-env`");
 
         let cache = LdCache::load(path).unwrap();
 
-        assert!(
-            cache.lookup("libc.so.6", 0x0303).is_some(),
-            "no x86-64 libc.so.6 in the host cache"
-        );
+        assert!(cache.lookup("libc.so.6", 0x0303).is_some(), "no x86-64 libc.so.6 in the host cache");
     }
 }

@@ -22,25 +22,37 @@ pub enum SourceError {
     #[error("path `{path}` has a name that is not valid UTF-8\nhint: rename it, because image paths must be UTF-8")]
     NonUtf8Path { path: String },
 
-    #[error("workdir `{workdir}` is not a normalized absolute path\nhint: set `image.workdir` to an absolute path without `.` or `..`, such as `/job`")]
+    #[error(
+        "workdir `{workdir}` is not a normalized absolute path\nhint: set `image.workdir` to an absolute path without `.` or `..`, such as `/job`"
+    )]
     InvalidWorkdir { workdir: String },
 
-    #[error("job file `{path}` not found in the job directory\nhint: paths in `image.files` are relative to the directory that contains kuul.toml")]
+    #[error(
+        "job file `{path}` not found in the job directory\nhint: paths in `image.files` are relative to the directory that contains kuul.toml"
+    )]
     JobFileNotFound { path: String },
 
-    #[error("job file `{path}` leads to `{target}`, outside the job directory\nhint: move the file into the job directory, or make the link point inside it")]
+    #[error(
+        "job file `{path}` leads to `{target}`, outside the job directory\nhint: move the file into the job directory, or make the link point inside it"
+    )]
     OutsideJobDir { path: String, target: String },
 
-    #[error("symlink `{path}` has the absolute target `{target}`, which does not exist in the image\nhint: replace it with a relative symlink that stays inside the job directory")]
+    #[error(
+        "symlink `{path}` has the absolute target `{target}`, which does not exist in the image\nhint: replace it with a relative symlink that stays inside the job directory"
+    )]
     AbsoluteSymlink { path: String, target: String },
 
-    #[error("`{path}` is a {kind}, which cannot be stored in an image layer\nhint: remove it from the job directory or list only the files you need in `image.files`")]
+    #[error(
+        "`{path}` is a {kind}, which cannot be stored in an image layer\nhint: remove it from the job directory or list only the files you need in `image.files`"
+    )]
     UnsupportedFileType { path: String, kind: &'static str },
 
     #[error("too many levels of symbolic links at `{path}`")]
     SymlinkLoop { path: String },
 
-    #[error("program `{name}` not found on PATH `{search_path}`\nhint: install it on the build machine, or give its absolute path in `image.binaries`")]
+    #[error(
+        "program `{name}` not found on PATH `{search_path}`\nhint: install it on the build machine, or give its absolute path in `image.binaries`"
+    )]
     ProgramNotFound { name: String, search_path: String },
 
     #[error("`{path}` is not a regular file\nhint: `image.binaries` takes programs, not directories or devices")]
@@ -49,13 +61,17 @@ pub enum SourceError {
     #[error("`{path}` is a script run by `{interpreter}`, not an ELF executable\nhint: {hint}")]
     Script { path: String, interpreter: String, hint: String },
 
-    #[error("`{path}` is not an ELF executable\nhint: `image.binaries` takes compiled programs, so put other files in the job directory")]
+    #[error(
+        "`{path}` is not an ELF executable\nhint: `image.binaries` takes compiled programs, so put other files in the job directory"
+    )]
     NotElf { path: String },
 
     #[error("failed to parse ELF file `{path}`: {reason}")]
     InvalidElf { path: String, reason: String },
 
-    #[error("shared library `{name}` needed by `{needed_by}` not found\nhint: install the package that provides it on the build machine. kuul searches RPATH, RUNPATH, /etc/ld.so.cache and the default library directories, but not LD_LIBRARY_PATH")]
+    #[error(
+        "shared library `{name}` needed by `{needed_by}` not found\nhint: install the package that provides it on the build machine. kuul searches RPATH, RUNPATH, /etc/ld.so.cache and the default library directories, but not LD_LIBRARY_PATH"
+    )]
     LibraryNotFound { name: String, needed_by: String },
 }
 
@@ -84,10 +100,17 @@ pub enum EntryKind {
     Directory,
     /// A regular file whose bytes are read when the layer is written, so
     /// large files are streamed and never held in memory.
-    File { content: Content, size: u64 },
-    Symlink { target: String },
+    File {
+        content: Content,
+        size: u64,
+    },
+    Symlink {
+        target: String,
+    },
     /// A hard link to another path in the same layer.
-    Hardlink { target: String },
+    Hardlink {
+        target: String,
+    },
 }
 
 /// The bytes of a regular file.
@@ -107,13 +130,7 @@ impl Entry {
 
     /// A root-owned symbolic link.
     pub fn symlink(path: impl Into<String>, target: impl Into<String>) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::Symlink { target: target.into() },
-            mode: 0o777,
-            uid: 0,
-            gid: 0,
-        }
+        Entry { path: path.into(), kind: EntryKind::Symlink { target: target.into() }, mode: 0o777, uid: 0, gid: 0 }
     }
 
     /// A root-owned regular file with generated content.

@@ -27,26 +27,12 @@ pub fn collect(uid: u32, gid: u32, architecture: &str) -> Vec<Entry> {
         Entry::directory("/usr/sbin"),
         Entry::directory("/usr/lib"),
         Entry::directory("/etc"),
-        Entry {
-            mode: 0o1777,
-            ..Entry::directory("/tmp")
-        },
-        Entry {
-            uid: NONROOT_ID,
-            gid: NONROOT_ID,
-            ..Entry::directory("/home/nonroot")
-        },
-        Entry {
-            mode: 0o700,
-            ..Entry::directory("/root")
-        },
+        Entry { mode: 0o1777, ..Entry::directory("/tmp") },
+        Entry { uid: NONROOT_ID, gid: NONROOT_ID, ..Entry::directory("/home/nonroot") },
+        Entry { mode: 0o700, ..Entry::directory("/root") },
         Entry::inline_file("/etc/passwd", passwd(uid, gid).into_bytes(), 0o644),
         Entry::inline_file("/etc/group", group(gid).into_bytes(), 0o644),
-        Entry::inline_file(
-            "/etc/nsswitch.conf",
-            NSSWITCH_CONF.as_bytes().to_vec(),
-            0o644,
-        ),
+        Entry::inline_file("/etc/nsswitch.conf", NSSWITCH_CONF.as_bytes().to_vec(), 0o644),
     ];
 
     if has_lib64 {
@@ -54,11 +40,7 @@ pub fn collect(uid: u32, gid: u32, architecture: &str) -> Vec<Entry> {
         entries.push(Entry::directory("/usr/lib64"));
     }
     if job_user {
-        entries.push(Entry {
-            uid,
-            gid,
-            ..Entry::directory(JOB_HOME)
-        });
+        entries.push(Entry { uid, gid, ..Entry::directory(JOB_HOME) });
     }
 
     entries.sort_by(|left, right| left.path.cmp(&right.path));
@@ -100,18 +82,12 @@ mod tests {
     use crate::sources::{Content, EntryKind};
 
     fn find<'a>(entries: &'a [Entry], path: &str) -> &'a Entry {
-        entries
-            .iter()
-            .find(|entry| entry.path == path)
-            .unwrap_or_else(|| panic!("no entry `{path}`"))
+        entries.iter().find(|entry| entry.path == path).unwrap_or_else(|| panic!("no entry `{path}`"))
     }
 
     fn text(entry: &Entry) -> &str {
         match &entry.kind {
-            EntryKind::File {
-                content: Content::Inline(bytes),
-                ..
-            } => std::str::from_utf8(bytes).unwrap(),
+            EntryKind::File { content: Content::Inline(bytes), .. } => std::str::from_utf8(bytes).unwrap(),
             other => panic!("`{}` is not an inline file: {other:?}", entry.path),
         }
     }
@@ -144,30 +120,10 @@ mod tests {
                 "/usr/sbin",
             ]
         );
-        assert_eq!(
-            find(&entries, "/bin").kind,
-            EntryKind::Symlink {
-                target: "usr/bin".to_string()
-            }
-        );
-        assert_eq!(
-            find(&entries, "/sbin").kind,
-            EntryKind::Symlink {
-                target: "usr/sbin".to_string()
-            }
-        );
-        assert_eq!(
-            find(&entries, "/lib").kind,
-            EntryKind::Symlink {
-                target: "usr/lib".to_string()
-            }
-        );
-        assert_eq!(
-            find(&entries, "/lib64").kind,
-            EntryKind::Symlink {
-                target: "usr/lib64".to_string()
-            }
-        );
+        assert_eq!(find(&entries, "/bin").kind, EntryKind::Symlink { target: "usr/bin".to_string() });
+        assert_eq!(find(&entries, "/sbin").kind, EntryKind::Symlink { target: "usr/sbin".to_string() });
+        assert_eq!(find(&entries, "/lib").kind, EntryKind::Symlink { target: "usr/lib".to_string() });
+        assert_eq!(find(&entries, "/lib64").kind, EntryKind::Symlink { target: "usr/lib64".to_string() });
     }
 
     #[test]
@@ -185,17 +141,8 @@ mod tests {
         assert_eq!(find(&entries, "/tmp").mode, 0o1777);
         assert_eq!(find(&entries, "/root").mode, 0o700);
         assert_eq!(find(&entries, "/home/nonroot").mode, 0o755);
-        assert_eq!(
-            (
-                find(&entries, "/home/nonroot").uid,
-                find(&entries, "/home/nonroot").gid
-            ),
-            (65532, 65532)
-        );
-        assert_eq!(
-            (find(&entries, "/etc").uid, find(&entries, "/etc").gid),
-            (0, 0)
-        );
+        assert_eq!((find(&entries, "/home/nonroot").uid, find(&entries, "/home/nonroot").gid), (65532, 65532));
+        assert_eq!((find(&entries, "/etc").uid, find(&entries, "/etc").gid), (0, 0));
     }
 
     #[test]
@@ -206,10 +153,7 @@ mod tests {
             text(find(&entries, "/etc/passwd")),
             "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
         );
-        assert_eq!(
-            text(find(&entries, "/etc/group")),
-            "root:x:0:\nnonroot:x:65532:\n"
-        );
+        assert_eq!(text(find(&entries, "/etc/group")), "root:x:0:\nnonroot:x:65532:\n");
     }
 
     #[test]
@@ -225,15 +169,9 @@ mod tests {
     fn passwd_adds_job_user() {
         let entries = collect(1000, 1001, "amd64");
 
-        assert!(
-            text(find(&entries, "/etc/passwd"))
-                .ends_with("job:x:1000:1001:job:/home/job:/sbin/nologin\n")
-        );
+        assert!(text(find(&entries, "/etc/passwd")).ends_with("job:x:1000:1001:job:/home/job:/sbin/nologin\n"));
         assert!(text(find(&entries, "/etc/group")).ends_with("nonroot:x:65532:\njob:x:1001:\n"));
-        assert_eq!(
-            (find(&entries, JOB_HOME).uid, find(&entries, JOB_HOME).gid),
-            (1000, 1001)
-        );
+        assert_eq!((find(&entries, JOB_HOME).uid, find(&entries, JOB_HOME).gid), (1000, 1001));
     }
 
     #[test]
@@ -259,9 +197,6 @@ mod tests {
     fn nsswitch_uses_files_and_dns() {
         let entries = collect(NONROOT_ID, NONROOT_ID, "amd64");
 
-        assert_eq!(
-            text(find(&entries, "/etc/nsswitch.conf")),
-            "passwd: files\ngroup: files\nhosts: files dns\n"
-        );
+        assert_eq!(text(find(&entries, "/etc/nsswitch.conf")), "passwd: files\ngroup: files\nhosts: files dns\n");
     }
 }

@@ -59,10 +59,7 @@ impl fmt::Display for KeyPath {
 }
 
 fn is_bare_key(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-'))
+    !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-'))
 }
 
 /// A parsed document with byte spans, for finding keys by path.
@@ -75,20 +72,13 @@ impl<'a> Document<'a> {
     /// Parses `text`. A document with syntax errors finds no keys, but still
     /// converts offsets to lines.
     pub fn parse(text: &'a str) -> Document<'a> {
-        Document {
-            text,
-            root: DeTable::parse(text).ok(),
-        }
+        Document { text, root: DeTable::parse(text).ok() }
     }
 
     /// Returns the 1-based line of the byte offset.
     pub fn line_of_offset(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|byte| **byte == b'\n')
-            .count()
-            + 1
+        self.text.as_bytes()[..end].iter().filter(|byte| **byte == b'\n').count() + 1
     }
 
     /// Returns the line where `path` is written. When only a prefix of the
@@ -138,12 +128,7 @@ impl<'a> Document<'a> {
 }
 
 /// Depth-first search that keeps the deepest match in `best`.
-fn search_table(
-    table: &DeTable<'_>,
-    offset: usize,
-    current: &mut Vec<Segment>,
-    best: &mut KeyPath,
-) {
+fn search_table(table: &DeTable<'_>, offset: usize, current: &mut Vec<Segment>, best: &mut KeyPath) {
     for (key, value) in table.iter() {
         current.push(Segment::Key(key.get_ref().to_string()));
         if contains(key.span(), offset) || contains(value.span(), offset) {
@@ -154,12 +139,7 @@ fn search_table(
     }
 }
 
-fn search_value(
-    value: &DeValue<'_>,
-    offset: usize,
-    current: &mut Vec<Segment>,
-    best: &mut KeyPath,
-) {
+fn search_value(value: &DeValue<'_>, offset: usize, current: &mut Vec<Segment>, best: &mut KeyPath) {
     match value {
         DeValue::Table(table) => search_table(table, offset, current, best),
         DeValue::Array(items) => {
@@ -185,10 +165,7 @@ fn keep_if_deeper(current: &[Segment], best: &mut KeyPath) {
 fn find_entry<'d, 'a>(
     table: &'d DeTable<'a>,
     name: &str,
-) -> Option<(
-    &'d Spanned<toml::de::DeString<'a>>,
-    &'d Spanned<DeValue<'a>>,
-)> {
+) -> Option<(&'d Spanned<toml::de::DeString<'a>>, &'d Spanned<DeValue<'a>>)> {
     table.iter().find(|(key, _)| key.get_ref().as_ref() == name)
 }
 

@@ -155,10 +155,7 @@ impl Image {
     /// [`parse`] rejects other values. On an unvalidated `Image`, an invalid
     /// `user` also yields 65532:65532, so a mistake never runs as root.
     pub fn user_ids(&self) -> (u32, u32) {
-        self.user
-            .as_deref()
-            .and_then(names::parse_user)
-            .unwrap_or((NONROOT_ID, NONROOT_ID))
+        self.user.as_deref().and_then(names::parse_user).unwrap_or((NONROOT_ID, NONROOT_ID))
     }
 }
 
@@ -339,10 +336,7 @@ pub enum SpecError {
     #[error("{}", render_read_error(path, error))]
     Read { path: PathBuf, error: std::io::Error },
     #[error("{}", render_problems(path, problems))]
-    Invalid {
-        path: PathBuf,
-        problems: Vec<Problem>,
-    },
+    Invalid { path: PathBuf, problems: Vec<Problem> },
 }
 
 /// One thing wrong with a `kuul.toml`.
@@ -390,10 +384,7 @@ fn render_read_error(path: &Path, error: &std::io::Error) -> String {
 
 /// Reads and validates the `kuul.toml` at `path`.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read {
-        path: path.to_owned(),
-        error,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read { path: path.to_owned(), error })?;
     parse(&text, path)
 }
 
@@ -403,10 +394,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
 /// stops deserializing, so it is reported alone. Otherwise every
 /// validation problem is reported, each with its line.
 pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
-    let invalid = |problems| SpecError::Invalid {
-        path: path.to_owned(),
-        problems,
-    };
+    let invalid = |problems| SpecError::Invalid { path: path.to_owned(), problems };
 
     let document = locate::Document::parse(text);
     let mut syntax_problems = syntax_problems(text, &document);
@@ -415,8 +403,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
         return Err(invalid(syntax_problems));
     }
 
-    let spec: Spec = toml::from_str(text)
-        .map_err(|error| invalid(vec![deserialize_problem(&error, &document)]))?;
+    let spec: Spec = toml::from_str(text).map_err(|error| invalid(vec![deserialize_problem(&error, &document)]))?;
 
     let mut problems: Vec<Problem> = validate::validate(&spec)
         .into_iter()
@@ -465,10 +452,7 @@ fn syntax_problems(text: &str, document: &locate::Document) -> Vec<Problem> {
 /// key, and the span gives the line and the key path.
 fn deserialize_problem(error: &toml::de::Error, document: &locate::Document) -> Problem {
     let span = error.span();
-    let key = span
-        .as_ref()
-        .map(|span| document.path_at(span.start).to_string())
-        .unwrap_or_default();
+    let key = span.as_ref().map(|span| document.path_at(span.start).to_string()).unwrap_or_default();
 
     let message = error.message().to_owned();
     let hint = if message.starts_with("unknown field") {
@@ -483,10 +467,5 @@ fn deserialize_problem(error: &toml::de::Error, document: &locate::Document) -> 
         None
     };
 
-    Problem {
-        line: span.map(|span| document.line_of_offset(span.start)),
-        key,
-        message,
-        hint,
-    }
+    Problem { line: span.map(|span| document.line_of_offset(span.start)), key, message, hint }
 }

@@ -22,9 +22,7 @@ pub fn is_dns1123_label(name: &str) -> bool {
     let is_alphanumeric = |byte: &u8| byte.is_ascii_lowercase() || byte.is_ascii_digit();
 
     !bytes.is_empty()
-        && bytes
-            .iter()
-            .all(|byte| is_alphanumeric(byte) || *byte == b'-')
+        && bytes.iter().all(|byte| is_alphanumeric(byte) || *byte == b'-')
         && bytes.first().is_some_and(is_alphanumeric)
         && bytes.last().is_some_and(is_alphanumeric)
 }
@@ -40,15 +38,11 @@ pub fn is_dns1123_subdomain(name: &str) -> bool {
 /// describes the first rule broken.
 pub fn check_label_value(value: &str) -> Result<(), String> {
     if value.len() > MAX_LABEL_LENGTH {
-        return Err(format!(
-            "is {} characters long, more than the maximum of {MAX_LABEL_LENGTH}",
-            value.len()
-        ));
+        return Err(format!("is {} characters long, more than the maximum of {MAX_LABEL_LENGTH}", value.len()));
     }
     if !value.is_empty() && !is_label_name_charset(value) {
         return Err(
-            "must consist of letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
-                .to_owned(),
+            "must consist of letters, digits, `-`, `_` and `.`, and start and end with a letter or digit".to_owned()
         );
     }
     Ok(())
@@ -75,10 +69,7 @@ pub fn check_label_key(key: &str) -> Result<(), String> {
         return Err("has an empty name".to_owned());
     }
     if name.len() > MAX_LABEL_LENGTH {
-        return Err(format!(
-            "has a name of {} characters, more than the maximum of {MAX_LABEL_LENGTH}",
-            name.len()
-        ));
+        return Err(format!("has a name of {} characters, more than the maximum of {MAX_LABEL_LENGTH}", name.len()));
     }
     if !is_label_name_charset(name) {
         return Err(
@@ -132,8 +123,7 @@ fn is_repository_component(component: &str) -> bool {
             index += 1;
         }
         let separator = &component[separator_start..index];
-        let valid_separator =
-            matches!(separator, "." | "_" | "__") || separator.bytes().all(|byte| byte == b'-');
+        let valid_separator = matches!(separator, "." | "_" | "__") || separator.bytes().all(|byte| byte == b'-');
         if !valid_separator {
             return false;
         }
@@ -147,9 +137,7 @@ pub fn is_tag(tag: &str) -> bool {
 
     bytes.len() <= 128
         && bytes.first().is_some_and(is_word)
-        && bytes
-            .iter()
-            .all(|byte| is_word(byte) || matches!(byte, b'.' | b'-'))
+        && bytes.iter().all(|byte| is_word(byte) || matches!(byte, b'.' | b'-'))
 }
 
 /// Parses `image.user` into a user and group id: `nonroot` is 65532:65532,
@@ -197,16 +185,7 @@ mod tests {
             assert!(check_label_key(key).is_ok(), "`{key}` should be valid");
         }
         let long_name = "a".repeat(64);
-        for key in [
-            "",
-            "/a",
-            "a/",
-            "Example.com/a",
-            "a/b/c",
-            "-a",
-            "a b",
-            long_name.as_str(),
-        ] {
+        for key in ["", "/a", "a/", "Example.com/a", "a/b/c", "-a", "a b", long_name.as_str()] {
             assert!(check_label_key(key).is_err(), "`{key}` should be invalid");
         }
     }
@@ -214,17 +193,11 @@ mod tests {
     #[test]
     fn label_value_cases() {
         for value in ["", "a", "A.b_c-9"] {
-            assert!(
-                check_label_value(value).is_ok(),
-                "`{value}` should be valid"
-            );
+            assert!(check_label_value(value).is_ok(), "`{value}` should be valid");
         }
         let long_value = "a".repeat(64);
         for value in ["-a", "a_", "a/b", long_value.as_str()] {
-            assert!(
-                check_label_value(value).is_err(),
-                "`{value}` should be invalid"
-            );
+            assert!(check_label_value(value).is_err(), "`{value}` should be invalid");
         }
     }
 
@@ -233,17 +206,7 @@ mod tests {
         for name in ["backup", "ops/pg-backup", "a.b/c__d/e--f", "a_b"] {
             assert!(is_repository(name), "`{name}` should be valid");
         }
-        for name in [
-            "",
-            "Ops/backup",
-            "a//b",
-            "/a",
-            "a/",
-            "a___b",
-            "a.-b",
-            "-a",
-            "a:b",
-        ] {
+        for name in ["", "Ops/backup", "a//b", "/a", "a/", "a___b", "a.-b", "-a", "a:b"] {
             assert!(!is_repository(name), "`{name}` should be invalid");
         }
     }
@@ -267,17 +230,7 @@ mod tests {
         assert_eq!(parse_user("1000"), Some((1000, 1000)));
         assert_eq!(parse_user("1000:2000"), Some((1000, 2000)));
         assert_eq!(parse_user("2147483647"), Some((MAX_ID, MAX_ID)));
-        for user in [
-            "",
-            "2147483648",
-            "-1",
-            "+1",
-            "1000:",
-            ":1",
-            "1:2:3",
-            "alice",
-            "Root",
-        ] {
+        for user in ["", "2147483648", "-1", "+1", "1000:", ":1", "1:2:3", "alice", "Root"] {
             assert_eq!(parse_user(user), None, "`{user}` should be invalid");
         }
     }

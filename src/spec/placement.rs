@@ -8,8 +8,8 @@ use super::locate::KeyPath;
 use super::names;
 use super::validate::Findings;
 use super::{
-    Affinity, LabelSelector, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, POOL_LABEL,
-    Placement, PodAffinity, PodAffinityTerm, Toleration,
+    Affinity, LabelSelector, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, POOL_LABEL, Placement,
+    PodAffinity, PodAffinityTerm, Toleration,
 };
 
 const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
@@ -39,12 +39,7 @@ pub fn check_placement(placement: &Placement, path: &KeyPath, findings: &mut Fin
     }
 }
 
-fn check_pool(
-    pool: &str,
-    node_selector: &BTreeMap<String, String>,
-    path: &KeyPath,
-    findings: &mut Findings,
-) {
+fn check_pool(pool: &str, node_selector: &BTreeMap<String, String>, path: &KeyPath, findings: &mut Findings) {
     let pool_path = path.key("pool");
     if pool.is_empty() {
         findings.add(
@@ -66,9 +61,7 @@ fn check_pool(
         findings.add(
             &path.key("node_selector").key(POOL_LABEL),
             format!("node selector `{POOL_LABEL}={selected}` conflicts with pool `{pool}`"),
-            format!(
-                "remove `{POOL_LABEL}` from `placement.node_selector`; `placement.pool` sets it"
-            ),
+            format!("remove `{POOL_LABEL}` from `placement.node_selector`; `placement.pool` sets it"),
         );
     }
 }
@@ -150,8 +143,7 @@ fn check_toleration(toleration: &Toleration, path: &KeyPath, findings: &mut Find
         );
     }
 
-    if toleration.toleration_seconds.is_some() && toleration.effect.as_deref() != Some("NoExecute")
-    {
+    if toleration.toleration_seconds.is_some() && toleration.effect.as_deref() != Some("NoExecute") {
         findings.add(
             &path.key("tolerationSeconds"),
             "`tolerationSeconds` is set but the effect is not `NoExecute`",
@@ -189,18 +181,10 @@ fn check_node_affinity(affinity: &NodeAffinity, path: &KeyPath, findings: &mut F
     }
 
     let preferred_path = path.key("preferredDuringSchedulingIgnoredDuringExecution");
-    for (index, preferred) in affinity
-        .preferred_during_scheduling_ignored_during_execution
-        .iter()
-        .enumerate()
-    {
+    for (index, preferred) in affinity.preferred_during_scheduling_ignored_during_execution.iter().enumerate() {
         let item_path = preferred_path.index(index);
         check_weight(preferred.weight, &item_path.key("weight"), findings);
-        check_node_selector_term(
-            &preferred.preference,
-            &item_path.key("preference"),
-            findings,
-        );
+        check_node_selector_term(&preferred.preference, &item_path.key("preference"), findings);
     }
 }
 
@@ -216,11 +200,7 @@ fn check_node_selector_term(term: &NodeSelectorTerm, path: &KeyPath, findings: &
     }
 }
 
-fn check_node_selector_requirement(
-    requirement: &NodeSelectorRequirement,
-    path: &KeyPath,
-    findings: &mut Findings,
-) {
+fn check_node_selector_requirement(requirement: &NodeSelectorRequirement, path: &KeyPath, findings: &mut Findings) {
     check_requirement_key(&requirement.key, &path.key("key"), findings);
 
     let operator = requirement.operator.as_str();
@@ -234,19 +214,13 @@ fn check_node_selector_requirement(
             if values.len() != 1 {
                 findings.add(
                     &values_path,
-                    format!(
-                        "operator `{operator}` needs exactly one value, found {}",
-                        values.len()
-                    ),
+                    format!("operator `{operator}` needs exactly one value, found {}", values.len()),
                     "give one integer, such as `values = [\"4\"]`",
                 );
             } else if values[0].parse::<i64>().is_err() {
                 findings.add(
                     &values_path.index(0),
-                    format!(
-                        "operator `{operator}` needs an integer, found `{}`",
-                        values[0]
-                    ),
+                    format!("operator `{operator}` needs an integer, found `{}`", values[0]),
                     "write a whole number as a string, such as `\"4\"`",
                 );
             }
@@ -254,21 +228,14 @@ fn check_node_selector_requirement(
         other => findings.add(
             &path.key("operator"),
             format!("unknown node selector operator `{other}`"),
-            format!(
-                "use one of {}; operators are case-sensitive",
-                quote_list(&NODE_SELECTOR_OPERATORS)
-            ),
+            format!("use one of {}; operators are case-sensitive", quote_list(&NODE_SELECTOR_OPERATORS)),
         ),
     }
 }
 
 /// `matchFields` accepts only the node name, with `In` or `NotIn` and one
 /// value.
-fn check_node_field_requirement(
-    requirement: &NodeSelectorRequirement,
-    path: &KeyPath,
-    findings: &mut Findings,
-) {
+fn check_node_field_requirement(requirement: &NodeSelectorRequirement, path: &KeyPath, findings: &mut Findings) {
     if requirement.key != NODE_NAME_FIELD {
         findings.add(
             &path.key("key"),
@@ -279,20 +246,14 @@ fn check_node_field_requirement(
     if !matches!(requirement.operator.as_str(), "In" | "NotIn") {
         findings.add(
             &path.key("operator"),
-            format!(
-                "unsupported `matchFields` operator `{}`",
-                requirement.operator
-            ),
+            format!("unsupported `matchFields` operator `{}`", requirement.operator),
             "use `In` or `NotIn`",
         );
     }
     if requirement.values.len() != 1 {
         findings.add(
             &path.key("values"),
-            format!(
-                "`matchFields` needs exactly one value, found {}",
-                requirement.values.len()
-            ),
+            format!("`matchFields` needs exactly one value, found {}", requirement.values.len()),
             "give one node name, such as `values = [\"node-1\"]`",
         );
     }
@@ -300,27 +261,15 @@ fn check_node_field_requirement(
 
 fn check_pod_affinity(affinity: &PodAffinity, path: &KeyPath, findings: &mut Findings) {
     let required_path = path.key("requiredDuringSchedulingIgnoredDuringExecution");
-    for (index, term) in affinity
-        .required_during_scheduling_ignored_during_execution
-        .iter()
-        .enumerate()
-    {
+    for (index, term) in affinity.required_during_scheduling_ignored_during_execution.iter().enumerate() {
         check_pod_affinity_term(term, &required_path.index(index), findings);
     }
 
     let preferred_path = path.key("preferredDuringSchedulingIgnoredDuringExecution");
-    for (index, weighted) in affinity
-        .preferred_during_scheduling_ignored_during_execution
-        .iter()
-        .enumerate()
-    {
+    for (index, weighted) in affinity.preferred_during_scheduling_ignored_during_execution.iter().enumerate() {
         let item_path = preferred_path.index(index);
         check_weight(weighted.weight, &item_path.key("weight"), findings);
-        check_pod_affinity_term(
-            &weighted.pod_affinity_term,
-            &item_path.key("podAffinityTerm"),
-            findings,
-        );
+        check_pod_affinity_term(&weighted.pod_affinity_term, &item_path.key("podAffinityTerm"), findings);
     }
 }
 
@@ -358,10 +307,8 @@ fn check_pod_affinity_term(term: &PodAffinityTerm, path: &KeyPath, findings: &mu
         );
     }
 
-    for (field, keys) in [
-        ("matchLabelKeys", &term.match_label_keys),
-        ("mismatchLabelKeys", &term.mismatch_label_keys),
-    ] {
+    for (field, keys) in [("matchLabelKeys", &term.match_label_keys), ("mismatchLabelKeys", &term.mismatch_label_keys)]
+    {
         let keys_path = path.key(field);
         for (index, key) in keys.iter().enumerate() {
             check_requirement_key(key, &keys_path.index(index), findings);
@@ -379,20 +326,12 @@ fn check_label_selector(selector: &LabelSelector, path: &KeyPath, findings: &mut
 
         let operator = requirement.operator.as_str();
         if LABEL_SELECTOR_OPERATORS.contains(&operator) {
-            check_value_count(
-                operator,
-                &requirement.values,
-                &requirement_path.key("values"),
-                findings,
-            );
+            check_value_count(operator, &requirement.values, &requirement_path.key("values"), findings);
         } else {
             findings.add(
                 &requirement_path.key("operator"),
                 format!("unknown label selector operator `{operator}`"),
-                format!(
-                    "use one of {}; operators are case-sensitive",
-                    quote_list(&LABEL_SELECTOR_OPERATORS)
-                ),
+                format!("use one of {}; operators are case-sensitive", quote_list(&LABEL_SELECTOR_OPERATORS)),
             );
         }
     }
@@ -419,10 +358,7 @@ fn check_value_count(operator: &str, values: &[String], path: &KeyPath, findings
         ),
         "Exists" | "DoesNotExist" if !values.is_empty() => findings.add(
             path,
-            format!(
-                "operator `{operator}` takes no values, found {}",
-                values.len()
-            ),
+            format!("operator `{operator}` takes no values, found {}", values.len()),
             "remove `values`, or use `In` or `NotIn` to match them",
         ),
         _ => {}

@@ -75,9 +75,7 @@ pub fn parse(text: &str) -> Result<Quantity, QuantityError> {
     }
 
     let (negative, unsigned) = split_sign(text);
-    let invalid_number = || QuantityError::InvalidNumber {
-        text: text.to_owned(),
-    };
+    let invalid_number = || QuantityError::InvalidNumber { text: text.to_owned() };
 
     let integer_digits = leading_digits(unsigned);
     if integer_digits.is_empty() {
@@ -94,16 +92,11 @@ pub fn parse(text: &str) -> Result<Quantity, QuantityError> {
         rest = &after_point[fraction_digits.len()..];
     }
 
-    let suffix = parse_suffix(rest).ok_or_else(|| QuantityError::UnknownSuffix {
-        text: text.to_owned(),
-        suffix: rest.to_owned(),
-    })?;
+    let suffix = parse_suffix(rest)
+        .ok_or_else(|| QuantityError::UnknownSuffix { text: text.to_owned(), suffix: rest.to_owned() })?;
 
-    let out_of_range = || QuantityError::OutOfRange {
-        text: text.to_owned(),
-    };
-    let (mut coefficient, mut exponent) =
-        decimal_value(integer_digits, fraction_digits).ok_or_else(out_of_range)?;
+    let out_of_range = || QuantityError::OutOfRange { text: text.to_owned() };
+    let (mut coefficient, mut exponent) = decimal_value(integer_digits, fraction_digits).ok_or_else(out_of_range)?;
     match suffix {
         Suffix::Decimal(power) => exponent += power,
         Suffix::Binary(power) => {
@@ -119,11 +112,7 @@ pub fn parse(text: &str) -> Result<Quantity, QuantityError> {
     }
 
     let (coefficient, exponent) = normalize(coefficient, exponent);
-    Ok(Quantity {
-        text: text.to_owned(),
-        coefficient,
-        exponent,
-    })
+    Ok(Quantity { text: text.to_owned(), coefficient, exponent })
 }
 
 impl Quantity {
@@ -168,11 +157,8 @@ impl Ord for Quantity {
         // Scale the value with the larger exponent down to the smaller
         // exponent. If that overflows, its magnitude exceeds any `i128`, so
         // the sign alone decides.
-        let (larger, smaller, reversed) = if self.exponent >= other.exponent {
-            (self, other, false)
-        } else {
-            (other, self, true)
-        };
+        let (larger, smaller, reversed) =
+            if self.exponent >= other.exponent { (self, other, false) } else { (other, self, true) };
         let scaled = u32::try_from(larger.exponent - smaller.exponent)
             .ok()
             .and_then(|shift| 10_i128.checked_pow(shift))
@@ -183,11 +169,7 @@ impl Ord for Quantity {
             None => Ordering::Less,
         };
 
-        if reversed {
-            ordering.reverse()
-        } else {
-            ordering
-        }
+        if reversed { ordering.reverse() } else { ordering }
     }
 }
 
@@ -209,9 +191,7 @@ fn split_sign(text: &str) -> (bool, &str) {
 }
 
 fn leading_digits(text: &str) -> &str {
-    let end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     &text[..end]
 }
 
@@ -233,9 +213,7 @@ fn parse_suffix(suffix: &str) -> Option<Suffix> {
         return Some(Suffix::Decimal(power));
     }
 
-    let binary = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
-        .iter()
-        .position(|candidate| *candidate == suffix);
+    let binary = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].iter().position(|candidate| *candidate == suffix);
     if let Some(index) = binary {
         return Some(Suffix::Binary(index as u32 + 1));
     }
@@ -247,15 +225,8 @@ fn parse_suffix(suffix: &str) -> Option<Suffix> {
     if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
-    let magnitude = digits
-        .parse::<i64>()
-        .unwrap_or(i64::MAX)
-        .min(MAX_EXPONENT + 1);
-    Some(Suffix::Decimal(if negative {
-        -magnitude
-    } else {
-        magnitude
-    }))
+    let magnitude = digits.parse::<i64>().unwrap_or(i64::MAX).min(MAX_EXPONENT + 1);
+    Some(Suffix::Decimal(if negative { -magnitude } else { magnitude }))
 }
 
 /// Converts `integer.fraction` to a coefficient and a power of ten, or
@@ -335,8 +306,8 @@ mod tests {
     #[test]
     fn parse_rejects_invalid_forms() {
         for text in [
-            "", "Mi", "1.", ".", ".5", "1 Mi", "1mi", "1K", "1KI", "1e", "1e+", "1e1.5", "1.5.5",
-            "--1", "+", "1Mi ", " 1", "1ki", "1b", "0x10", "1_000",
+            "", "Mi", "1.", ".", ".5", "1 Mi", "1mi", "1K", "1KI", "1e", "1e+", "1e1.5", "1.5.5", "--1", "+", "1Mi ",
+            " 1", "1ki", "1b", "0x10", "1_000",
         ] {
             assert!(parse(text).is_err(), "`{text}` should be rejected");
         }
@@ -350,10 +321,7 @@ mod tests {
     #[test]
     fn parse_names_unknown_suffix() {
         let error = parse("1K").unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "invalid quantity `1K`: unknown suffix `K`"
-        );
+        assert_eq!(error.to_string(), "invalid quantity `1K`: unknown suffix `K`");
     }
 
     #[test]
@@ -421,11 +389,7 @@ mod tests {
     fn format_decimal(mantissa: u64, decimals: u32) -> String {
         let digits = format!("{mantissa:0>width$}", width = decimals as usize + 1);
         let (integer, fraction) = digits.split_at(digits.len() - decimals as usize);
-        if fraction.is_empty() {
-            integer.to_owned()
-        } else {
-            format!("{integer}.{fraction}")
-        }
+        if fraction.is_empty() { integer.to_owned() } else { format!("{integer}.{fraction}") }
     }
 
     proptest! {

@@ -55,21 +55,14 @@ pub enum ScheduleError {
     Empty,
     #[error("time zone prefix in schedule `{expr}`")]
     TimeZonePrefix { expr: String },
-    #[error(
-        "expected 5 fields (minute, hour, day of month, month, day of week), found {found} in `{expr}`"
-    )]
+    #[error("expected 5 fields (minute, hour, day of month, month, day of week), found {found} in `{expr}`")]
     FieldCount { expr: String, found: usize },
     #[error("`{token}` in the {field} field is not supported by Kubernetes")]
     Unsupported { field: &'static str, token: String },
     #[error("invalid {field} value `{value}`")]
     InvalidValue { field: &'static str, value: String },
     #[error("{field} value `{value}` is outside {min}-{max}")]
-    OutOfRange {
-        field: &'static str,
-        value: u64,
-        min: u32,
-        max: u32,
-    },
+    OutOfRange { field: &'static str, value: u64, min: u32, max: u32 },
     #[error("range `{range}` in the {field} field starts after it ends")]
     ReversedRange { field: &'static str, range: String },
     #[error("invalid step in `{expr}` in the {field} field: the step must be a positive number")]
@@ -137,37 +130,19 @@ struct FieldSpec {
     description: &'static str,
 }
 
-const MINUTE: FieldSpec = FieldSpec {
-    name: "minute",
-    min: 0,
-    max: 59,
-    names: &[],
-    description: "a minute from 0 to 59",
-};
+const MINUTE: FieldSpec =
+    FieldSpec { name: "minute", min: 0, max: 59, names: &[], description: "a minute from 0 to 59" };
 
-const HOUR: FieldSpec = FieldSpec {
-    name: "hour",
-    min: 0,
-    max: 23,
-    names: &[],
-    description: "an hour from 0 to 23",
-};
+const HOUR: FieldSpec = FieldSpec { name: "hour", min: 0, max: 23, names: &[], description: "an hour from 0 to 23" };
 
-const DAY_OF_MONTH: FieldSpec = FieldSpec {
-    name: "day-of-month",
-    min: 1,
-    max: 31,
-    names: &[],
-    description: "a day of month from 1 to 31",
-};
+const DAY_OF_MONTH: FieldSpec =
+    FieldSpec { name: "day-of-month", min: 1, max: 31, names: &[], description: "a day of month from 1 to 31" };
 
 const MONTH: FieldSpec = FieldSpec {
     name: "month",
     min: 1,
     max: 12,
-    names: &[
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ],
+    names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
     description: "a month from 1 to 12 or `JAN` to `DEC`",
 };
 
@@ -180,10 +155,7 @@ const DAY_OF_WEEK: FieldSpec = FieldSpec {
 };
 
 fn field_spec(name: &str) -> &'static FieldSpec {
-    [&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK]
-        .into_iter()
-        .find(|spec| spec.name == name)
-        .unwrap_or(&MINUTE)
+    [&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK].into_iter().find(|spec| spec.name == name).unwrap_or(&MINUTE)
 }
 
 /// Parses a schedule as Kubernetes does.
@@ -195,9 +167,7 @@ pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
         return Err(ScheduleError::Empty);
     }
     if expr.starts_with("TZ=") || expr.starts_with("CRON_TZ=") {
-        return Err(ScheduleError::TimeZonePrefix {
-            expr: expr.to_owned(),
-        });
+        return Err(ScheduleError::TimeZonePrefix { expr: expr.to_owned() });
     }
     if expr.starts_with('@') {
         return parse_macro(expr);
@@ -205,10 +175,7 @@ pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
 
     let fields: Vec<&str> = expr.split_whitespace().collect();
     let [minute, hour, day_of_month, month, day_of_week] = fields[..] else {
-        return Err(ScheduleError::FieldCount {
-            expr: expr.to_owned(),
-            found: fields.len(),
-        });
+        return Err(ScheduleError::FieldCount { expr: expr.to_owned(), found: fields.len() });
     };
 
     let (minute, _) = parse_field(minute, &MINUTE)?;
@@ -233,9 +200,7 @@ pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
 fn parse_macro(expr: &str) -> Result<Schedule, ScheduleError> {
     if let Some(duration) = expr.strip_prefix("@every ") {
         let seconds = parse_every_duration(duration)?;
-        return Ok(Schedule {
-            kind: Kind::Every { seconds },
-        });
+        return Ok(Schedule { kind: Kind::Every { seconds } });
     }
 
     let equivalent = match expr {
@@ -245,9 +210,7 @@ fn parse_macro(expr: &str) -> Result<Schedule, ScheduleError> {
         "@daily" | "@midnight" => "0 0 * * *",
         "@hourly" => "0 * * * *",
         _ => {
-            return Err(ScheduleError::UnknownMacro {
-                name: expr.to_owned(),
-            });
+            return Err(ScheduleError::UnknownMacro { name: expr.to_owned() });
         }
     };
     parse(equivalent)
@@ -268,15 +231,9 @@ fn parse_field(text: &str, spec: &FieldSpec) -> Result<(u64, bool), ScheduleErro
 
 fn parse_range(expr: &str, spec: &FieldSpec) -> Result<(u64, bool), ScheduleError> {
     if expr.contains('#') {
-        return Err(ScheduleError::Unsupported {
-            field: spec.name,
-            token: expr.to_owned(),
-        });
+        return Err(ScheduleError::Unsupported { field: spec.name, token: expr.to_owned() });
     }
-    let syntax_error = || ScheduleError::Syntax {
-        field: spec.name,
-        expr: expr.to_owned(),
-    };
+    let syntax_error = || ScheduleError::Syntax { field: spec.name, expr: expr.to_owned() };
 
     let (range, step) = match expr.split_once('/') {
         None => (expr, None),
@@ -303,22 +260,14 @@ fn parse_range(expr: &str, spec: &FieldSpec) -> Result<(u64, bool), ScheduleErro
     let has_step = step.is_some();
     let step = match step {
         None => 1,
-        Some(step) => parse_step(step).ok_or_else(|| ScheduleError::InvalidStep {
-            field: spec.name,
-            expr: expr.to_owned(),
-        })?,
+        Some(step) => {
+            parse_step(step).ok_or_else(|| ScheduleError::InvalidStep { field: spec.name, expr: expr.to_owned() })?
+        }
     };
     // `a/n` means from `a` to the maximum.
-    let end = if single_value && has_step {
-        spec.max
-    } else {
-        end
-    };
+    let end = if single_value && has_step { spec.max } else { end };
     if start > end {
-        return Err(ScheduleError::ReversedRange {
-            field: spec.name,
-            range: range.to_owned(),
-        });
+        return Err(ScheduleError::ReversedRange { field: spec.name, range: range.to_owned() });
     }
 
     let mut bits = 0_u64;
@@ -333,10 +282,7 @@ fn parse_range(expr: &str, spec: &FieldSpec) -> Result<(u64, bool), ScheduleErro
 
 /// Parses a number or a name and checks it against the field's range.
 fn parse_value(text: &str, spec: &FieldSpec) -> Result<u32, ScheduleError> {
-    let named = spec
-        .names
-        .iter()
-        .position(|name| name.eq_ignore_ascii_case(text));
+    let named = spec.names.iter().position(|name| name.eq_ignore_ascii_case(text));
     if let Some(index) = named {
         return Ok(spec.min + index as u32);
     }
@@ -345,12 +291,7 @@ fn parse_value(text: &str, spec: &FieldSpec) -> Result<u32, ScheduleError> {
         return Err(unsupported_or_invalid(text, spec));
     };
     if value < u64::from(spec.min) || value > u64::from(spec.max) {
-        return Err(ScheduleError::OutOfRange {
-            field: spec.name,
-            value,
-            min: spec.min,
-            max: spec.max,
-        });
+        return Err(ScheduleError::OutOfRange { field: spec.name, value, min: spec.min, max: spec.max });
     }
     Ok(value as u32)
 }
@@ -361,15 +302,9 @@ fn unsupported_or_invalid(text: &str, spec: &FieldSpec) -> ScheduleError {
     let upper = text.to_ascii_uppercase();
     let without_digits = upper.trim_start_matches(|c: char| c.is_ascii_digit());
     if matches!(without_digits, "L" | "W" | "LW") {
-        ScheduleError::Unsupported {
-            field: spec.name,
-            token: text.to_owned(),
-        }
+        ScheduleError::Unsupported { field: spec.name, token: text.to_owned() }
     } else {
-        ScheduleError::InvalidValue {
-            field: spec.name,
-            value: text.to_owned(),
-        }
+        ScheduleError::InvalidValue { field: spec.name, value: text.to_owned() }
     }
 }
 
@@ -396,12 +331,8 @@ fn parse_step(text: &str) -> Option<u32> {
 /// robfig/cron raises durations below one second to one second and drops
 /// fractions of a second, and so does this function.
 fn parse_every_duration(text: &str) -> Result<i64, ScheduleError> {
-    let invalid = || ScheduleError::InvalidDuration {
-        text: text.to_owned(),
-    };
-    let non_positive = || ScheduleError::NonPositiveDuration {
-        text: text.to_owned(),
-    };
+    let invalid = || ScheduleError::InvalidDuration { text: text.to_owned() };
+    let non_positive = || ScheduleError::NonPositiveDuration { text: text.to_owned() };
 
     let nanoseconds = parse_go_duration(text).ok_or_else(invalid)?;
     if nanoseconds <= 0 {
@@ -429,17 +360,13 @@ fn parse_go_duration(text: &str) -> Option<i128> {
 
     let mut total: i128 = 0;
     while !rest.is_empty() {
-        let integer_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let integer_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         let integer = &rest[..integer_end];
         rest = &rest[integer_end..];
 
         let mut fraction = "";
         if let Some(after_point) = rest.strip_prefix('.') {
-            let fraction_end = after_point
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(after_point.len());
+            let fraction_end = after_point.find(|c: char| !c.is_ascii_digit()).unwrap_or(after_point.len());
             fraction = &after_point[..fraction_end];
             rest = &after_point[fraction_end..];
         }
@@ -447,9 +374,7 @@ fn parse_go_duration(text: &str) -> Option<i128> {
             return None;
         }
 
-        let unit_end = rest
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_end = rest.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(rest.len());
         let unit_nanoseconds: i128 = match &rest[..unit_end] {
             "ns" => 1,
             "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
@@ -461,11 +386,7 @@ fn parse_go_duration(text: &str) -> Option<i128> {
         };
         rest = &rest[unit_end..];
 
-        let whole: i128 = if integer.is_empty() {
-            0
-        } else {
-            integer.parse().ok()?
-        };
+        let whole: i128 = if integer.is_empty() { 0 } else { integer.parse().ok()? };
         total = total.checked_add(whole.checked_mul(unit_nanoseconds)?)?;
         if !fraction.is_empty() {
             let digits = &fraction[..fraction.len().min(30)];
@@ -530,17 +451,8 @@ impl Schedule {
     /// skipped, and a wall time in a fold runs once, at its first
     /// occurrence. The list is shorter than `count` only for schedules
     /// without a matching day (see [`Schedule::has_matching_day`]).
-    pub fn next_runs(
-        &self,
-        tz: &str,
-        after: Timestamp,
-        count: usize,
-    ) -> Result<Vec<Zoned>, ScheduleError> {
-        let time_zone = jiff::tz::db()
-            .get(tz)
-            .map_err(|_| ScheduleError::UnknownTimeZone {
-                name: tz.to_owned(),
-            })?;
+    pub fn next_runs(&self, tz: &str, after: Timestamp, count: usize) -> Result<Vec<Zoned>, ScheduleError> {
+        let time_zone = jiff::tz::db().get(tz).map_err(|_| ScheduleError::UnknownTimeZone { name: tz.to_owned() })?;
 
         let mut runs = Vec::with_capacity(count);
         let mut previous = after.to_zoned(time_zone);
@@ -569,16 +481,8 @@ fn next_every(seconds: i64, after: &Zoned) -> Option<Zoned> {
 impl Fields {
     fn next_after(&self, after: &Zoned) -> Option<Zoned> {
         let time_zone = after.time_zone();
-        let first_minute = after
-            .datetime()
-            .with()
-            .second(0)
-            .subsec_nanosecond(0)
-            .build()
-            .ok()?;
-        let mut candidate = first_minute
-            .checked_add(jiff::SignedDuration::from_mins(1))
-            .ok()?;
+        let first_minute = after.datetime().with().second(0).subsec_nanosecond(0).build().ok()?;
+        let mut candidate = first_minute.checked_add(jiff::SignedDuration::from_mins(1)).ok()?;
         let last_year = candidate.year().saturating_add(SEARCH_YEARS);
 
         loop {
@@ -588,9 +492,7 @@ impl Fields {
             {
                 return Some(run);
             }
-            candidate = wall_time
-                .checked_add(jiff::SignedDuration::from_mins(1))
-                .ok()?;
+            candidate = wall_time.checked_add(jiff::SignedDuration::from_mins(1)).ok()?;
         }
     }
 
@@ -697,14 +599,8 @@ mod tests {
         ("* * * 0 *", Err("month value `0`")),
         ("* * * * 7", Err("day-of-week value `7` is outside 0-6")),
         ("* * * * 0-7", Err("day-of-week value `7`")),
-        (
-            "* * L * *",
-            Err("`L` in the day-of-month field is not supported"),
-        ),
-        (
-            "* * 15W * *",
-            Err("`15W` in the day-of-month field is not supported"),
-        ),
+        ("* * L * *", Err("`L` in the day-of-month field is not supported")),
+        ("* * 15W * *", Err("`15W` in the day-of-month field is not supported")),
         ("* * LW * *", Err("`LW` in the day-of-month field")),
         ("* * * * 5L", Err("`5L` in the day-of-week field")),
         ("* * * * 1#2", Err("`1#2` in the day-of-week field")),
@@ -712,10 +608,7 @@ mod tests {
         ("CRON_TZ=Europe/Berlin 0 0 * * *", Err("time zone prefix")),
         ("*/0 * * * *", Err("invalid step in `*/0`")),
         ("*/x * * * *", Err("invalid step")),
-        (
-            "30-10 * * * *",
-            Err("range `30-10` in the minute field starts after it ends"),
-        ),
+        ("30-10 * * * *", Err("range `30-10` in the minute field starts after it ends")),
         ("1-2-3 * * * *", Err("invalid minute expression `1-2-3`")),
         ("*/2/3 * * * *", Err("invalid minute expression")),
         ("*-5 * * * *", Err("invalid minute value `*`")),
@@ -747,10 +640,7 @@ mod tests {
                         Ok(_) => panic!("`{expr}` should be rejected"),
                         Err(error) => error.to_string(),
                     };
-                    assert!(
-                        message.starts_with(start),
-                        "`{expr}`: message `{message}` should start with `{start}`"
-                    );
+                    assert!(message.starts_with(start), "`{expr}`: message `{message}` should start with `{start}`");
                 }
             }
         }
@@ -802,10 +692,7 @@ mod tests {
 
     #[test]
     fn next_runs_strictly_after_start() {
-        assert_eq!(
-            runs("0 * * * *", "Etc/UTC", "2026-01-01T05:00:00Z", 1),
-            ["2026-01-01T06:00:00+00:00"]
-        );
+        assert_eq!(runs("0 * * * *", "Etc/UTC", "2026-01-01T05:00:00Z", 1), ["2026-01-01T06:00:00+00:00"]);
     }
 
     #[test]
@@ -826,11 +713,7 @@ mod tests {
         // 2026-03-01 is a Sunday: the 13th (Friday) and Mondays both match.
         assert_eq!(
             runs("0 0 13 * MON", "Etc/UTC", "2026-03-01T00:00:00Z", 3),
-            [
-                "2026-03-02T00:00:00+00:00",
-                "2026-03-09T00:00:00+00:00",
-                "2026-03-13T00:00:00+00:00",
-            ]
+            ["2026-03-02T00:00:00+00:00", "2026-03-09T00:00:00+00:00", "2026-03-13T00:00:00+00:00",]
         );
     }
 
@@ -861,11 +744,7 @@ mod tests {
         // does not exist that day.
         assert_eq!(
             runs("30 2 * * *", "Europe/Berlin", "2026-03-27T12:00:00Z", 3),
-            [
-                "2026-03-28T02:30:00+01:00",
-                "2026-03-30T02:30:00+02:00",
-                "2026-03-31T02:30:00+02:00",
-            ]
+            ["2026-03-28T02:30:00+01:00", "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00",]
         );
     }
 
@@ -902,10 +781,7 @@ mod tests {
 
     #[test]
     fn next_runs_unknown_time_zone() {
-        let error = parse("@daily")
-            .unwrap()
-            .next_runs("Mars/Olympus", Timestamp::UNIX_EPOCH, 1)
-            .unwrap_err();
+        let error = parse("@daily").unwrap().next_runs("Mars/Olympus", Timestamp::UNIX_EPOCH, 1).unwrap_err();
         assert_eq!(error.to_string(), "unknown time zone `Mars/Olympus`");
     }
 

@@ -35,11 +35,7 @@ fn problem_with(extra: &str) -> Problem {
 fn assert_rejected(extra: &str, key: &str, message: &str) {
     let problem = problem_with(extra);
     assert_eq!(problem.key, key, "key for:\n{extra}");
-    assert!(
-        problem.message.contains(message),
-        "message `{}` should contain `{message}`",
-        problem.message
-    );
+    assert!(problem.message.contains(message), "message `{}` should contain `{message}`", problem.message);
     assert!(problem.hint.is_some(), "problem at `{key}` has no hint");
 }
 
@@ -47,13 +43,7 @@ fn assert_rejected(extra: &str, key: &str, message: &str) {
 fn job_with(key: &str, value: &str) -> String {
     MINIMAL
         .lines()
-        .map(|line| {
-            if line.starts_with(&format!("{key} =")) {
-                format!("{key} = {value}")
-            } else {
-                line.to_owned()
-            }
-        })
+        .map(|line| if line.starts_with(&format!("{key} =")) { format!("{key} = {value}") } else { line.to_owned() })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -67,11 +57,7 @@ fn assert_job_rejected(key: &str, value: &str, message: &str) {
     let found = problems(&text);
     assert_eq!(found.len(), 1, "expected one problem, found {found:#?}");
     assert_eq!(found[0].key, format!("job.{key}"));
-    assert!(
-        found[0].message.contains(message),
-        "message `{}` should contain `{message}`",
-        found[0].message
-    );
+    assert!(found[0].message.contains(message), "message `{}` should contain `{message}`", found[0].message);
 }
 
 #[test]
@@ -169,16 +155,8 @@ fn assert_unknown_key(text: &str, key: &str, line: usize, valid_key: &str) {
     let found = problems(text);
     assert_eq!(found.len(), 1, "expected one problem, found {found:#?}");
     let problem = &found[0];
-    assert!(
-        problem.message.starts_with("unknown field"),
-        "message: {}",
-        problem.message
-    );
-    assert!(
-        problem.message.contains(&format!("`{valid_key}`")),
-        "message: {}",
-        problem.message
-    );
+    assert!(problem.message.starts_with("unknown field"), "message: {}", problem.message);
+    assert!(problem.message.contains(&format!("`{valid_key}`")), "message: {}", problem.message);
     assert_eq!(problem.key, key);
     assert_eq!(problem.line, Some(line));
 }
@@ -190,32 +168,17 @@ fn unknown_key_at_top_level() {
 
 #[test]
 fn unknown_key_in_job() {
-    assert_unknown_key(
-        &format!("{MINIMAL}scedule = 1\n"),
-        "job.scedule",
-        6,
-        "schedule",
-    );
+    assert_unknown_key(&format!("{MINIMAL}scedule = 1\n"), "job.scedule", 6, "schedule");
 }
 
 #[test]
 fn unknown_key_in_image() {
-    assert_unknown_key(
-        &format!("{MINIMAL}[image]\nuserr = 1\n"),
-        "image.userr",
-        7,
-        "user",
-    );
+    assert_unknown_key(&format!("{MINIMAL}[image]\nuserr = 1\n"), "image.userr", 7, "user");
 }
 
 #[test]
 fn unknown_key_in_resource_limits() {
-    assert_unknown_key(
-        &format!("{MINIMAL}[resources.limits]\nmem = \"1Gi\"\n"),
-        "resources.limits.mem",
-        7,
-        "memory",
-    );
+    assert_unknown_key(&format!("{MINIMAL}[resources.limits]\nmem = \"1Gi\"\n"), "resources.limits.mem", 7, "memory");
 }
 
 #[test]
@@ -253,16 +216,10 @@ fn unknown_key_in_affinity_term() {
 
 #[test]
 fn unknown_key_rendered_with_file_and_line() {
-    let error = parse(
-        &format!("{MINIMAL}scedule = 1\n"),
-        Path::new("jobs/kuul.toml"),
-    )
-    .unwrap_err();
+    let error = parse(&format!("{MINIMAL}scedule = 1\n"), Path::new("jobs/kuul.toml")).unwrap_err();
     let rendered = error.to_string();
     assert!(
-        rendered.starts_with(
-            "jobs/kuul.toml:6: `job.scedule`: unknown field `scedule`, expected one of"
-        ),
+        rendered.starts_with("jobs/kuul.toml:6: `job.scedule`: unknown field `scedule`, expected one of"),
         "rendered: {rendered}"
     );
     assert!(rendered.contains("\n  hint: "), "rendered: {rendered}");
@@ -279,20 +236,13 @@ fn missing_key_named_with_hint() {
 fn wrong_type_names_array_item() {
     let problem = &problems(&job_with("command", "[\"a\", 5]"))[0];
     assert_eq!(problem.key, "job.command[1]");
-    assert_eq!(
-        problem.message,
-        "invalid type: integer `5`, expected a string"
-    );
+    assert_eq!(problem.message, "invalid type: integer `5`, expected a string");
 }
 
 #[test]
 fn wrong_command_type_explained() {
     let problem = &problems(&job_with("command", "5"))[0];
-    assert!(
-        problem
-            .message
-            .contains("expected a program path or an array of strings")
-    );
+    assert!(problem.message.contains("expected a program path or an array of strings"));
 }
 
 #[test]
@@ -339,11 +289,7 @@ fn job_name_not_dns_label() {
 #[test]
 fn job_name_too_long() {
     let name = "a".repeat(53);
-    assert_job_rejected(
-        "name",
-        &format!("\"{name}\""),
-        "is 53 characters long, more than the maximum of 52",
-    );
+    assert_job_rejected("name", &format!("\"{name}\""), "is 53 characters long, more than the maximum of 52");
 }
 
 #[test]
@@ -353,11 +299,7 @@ fn job_name_of_52_accepted() {
 
 #[test]
 fn schedule_invalid() {
-    assert_job_rejected(
-        "schedule",
-        "\"* * * * 7\"",
-        "invalid schedule `* * * * 7`: day-of-week value `7`",
-    );
+    assert_job_rejected("schedule", "\"* * * * 7\"", "invalid schedule `* * * * 7`: day-of-week value `7`");
 }
 
 #[test]
@@ -372,20 +314,12 @@ fn schedule_that_never_runs() {
 
 #[test]
 fn timezone_unknown() {
-    assert_job_rejected(
-        "timezone",
-        "\"Mars/Olympus\"",
-        "unknown time zone `Mars/Olympus`",
-    );
+    assert_job_rejected("timezone", "\"Mars/Olympus\"", "unknown time zone `Mars/Olympus`");
 }
 
 #[test]
 fn timezone_local() {
-    assert_job_rejected(
-        "timezone",
-        "\"Local\"",
-        "`Local` is not an explicit time zone",
-    );
+    assert_job_rejected("timezone", "\"Local\"", "`Local` is not an explicit time zone");
 }
 
 #[test]
@@ -395,21 +329,13 @@ fn timezone_empty() {
 
 #[test]
 fn timezone_wrong_case() {
-    let problem =
-        &problems(&MINIMAL.replace("[job]\n", "[job]\ntimezone = \"europe/berlin\"\n"))[0];
-    assert_eq!(
-        problem.hint.as_deref(),
-        Some("time zone names are case-sensitive: use `Europe/Berlin`")
-    );
+    let problem = &problems(&MINIMAL.replace("[job]\n", "[job]\ntimezone = \"europe/berlin\"\n"))[0];
+    assert_eq!(problem.hint.as_deref(), Some("time zone names are case-sensitive: use `Europe/Berlin`"));
 }
 
 #[test]
 fn timezone_long_part() {
-    assert_job_rejected(
-        "timezone",
-        "\"America/Argentina_Buenos\"",
-        "invalid time zone",
-    );
+    assert_job_rejected("timezone", "\"America/Argentina_Buenos\"", "invalid time zone");
 }
 
 #[test]
@@ -419,13 +345,7 @@ fn timezone_dot_dot_part() {
 
 #[test]
 fn timezone_valid_names() {
-    for name in [
-        "UTC",
-        "Etc/UTC",
-        "Europe/Berlin",
-        "America/Argentina/Buenos_Aires",
-        "Etc/GMT+5",
-    ] {
+    for name in ["UTC", "Etc/UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"] {
         parse_ok(&MINIMAL.replace("[job]\n", &format!("[job]\ntimezone = \"{name}\"\n")));
     }
 }
@@ -451,11 +371,7 @@ fn command_nul_byte() {
 
 #[test]
 fn env_name_invalid() {
-    assert_rejected(
-        "[job.env]\n\"1X\" = \"a\"\n",
-        "job.env.1X",
-        "invalid environment variable name `1X`",
-    );
+    assert_rejected("[job.env]\n\"1X\" = \"a\"\n", "job.env.1X", "invalid environment variable name `1X`");
 }
 
 #[test]
@@ -469,30 +385,17 @@ fn env_name_with_equals_sign() {
 fn image_base_registry_rejected() {
     let problem = problem_with("[image]\nbase = \"debian:12\"\n");
     assert_eq!(problem.message, "unsupported base image `debian:12`");
-    assert!(
-        problem
-            .hint
-            .unwrap()
-            .contains("registry base images are not supported yet")
-    );
+    assert!(problem.hint.unwrap().contains("registry base images are not supported yet"));
 }
 
 #[test]
 fn image_file_absolute() {
-    assert_rejected(
-        "[image]\nfiles = [\"/etc/passwd\"]\n",
-        "image.files[0]",
-        "absolute path `/etc/passwd`",
-    );
+    assert_rejected("[image]\nfiles = [\"/etc/passwd\"]\n", "image.files[0]", "absolute path `/etc/passwd`");
 }
 
 #[test]
 fn image_file_escaping() {
-    assert_rejected(
-        "[image]\nfiles = [\"a\", \"a/../../b\"]\n",
-        "image.files[1]",
-        "leaves the job directory",
-    );
+    assert_rejected("[image]\nfiles = [\"a\", \"a/../../b\"]\n", "image.files[1]", "leaves the job directory");
 }
 
 #[test]
@@ -509,59 +412,34 @@ fn image_binary_relative_path() {
 
 #[test]
 fn image_binary_empty() {
-    assert_rejected(
-        "[image]\nbinaries = [\"\"]\n",
-        "image.binaries[0]",
-        "empty program name",
-    );
+    assert_rejected("[image]\nbinaries = [\"\"]\n", "image.binaries[0]", "empty program name");
 }
 
 #[test]
 fn image_symlink_relative() {
-    assert_rejected(
-        "[image.symlinks]\n\"bin/sh\" = \"busybox\"\n",
-        "image.symlinks.\"bin/sh\"",
-        "is not absolute",
-    );
+    assert_rejected("[image.symlinks]\n\"bin/sh\" = \"busybox\"\n", "image.symlinks.\"bin/sh\"", "is not absolute");
 }
 
 #[test]
 fn image_symlink_root() {
-    assert_rejected(
-        "[image.symlinks]\n\"/\" = \"busybox\"\n",
-        "image.symlinks.\"/\"",
-        "root directory",
-    );
+    assert_rejected("[image.symlinks]\n\"/\" = \"busybox\"\n", "image.symlinks.\"/\"", "root directory");
 }
 
 #[test]
 fn image_symlink_empty_target() {
-    assert_rejected(
-        "[image.symlinks]\n\"/bin/sh\" = \"\"\n",
-        "image.symlinks.\"/bin/sh\"",
-        "empty target",
-    );
+    assert_rejected("[image.symlinks]\n\"/bin/sh\" = \"\"\n", "image.symlinks.\"/bin/sh\"", "empty target");
 }
 
 #[test]
 fn image_user_invalid() {
     for user in ["alice", "2147483648", "1:", "-1"] {
-        assert_rejected(
-            &format!("[image]\nuser = \"{user}\"\n"),
-            "image.user",
-            &format!("invalid user `{user}`"),
-        );
+        assert_rejected(&format!("[image]\nuser = \"{user}\"\n"), "image.user", &format!("invalid user `{user}`"));
     }
 }
 
 #[test]
 fn image_user_ids() {
-    for (user, ids) in [
-        ("root", (0, 0)),
-        ("nonroot", (65532, 65532)),
-        ("1000", (1000, 1000)),
-        ("5:6", (5, 6)),
-    ] {
+    for (user, ids) in [("root", (0, 0)), ("nonroot", (65532, 65532)), ("1000", (1000, 1000)), ("5:6", (5, 6))] {
         let spec = parse_ok(&format!("{MINIMAL}[image]\nuser = \"{user}\"\n"));
         assert_eq!(spec.image.user_ids(), ids, "user `{user}`");
     }
@@ -569,58 +447,34 @@ fn image_user_ids() {
 
 #[test]
 fn image_workdir_relative() {
-    assert_rejected(
-        "[image]\nworkdir = \"job\"\n",
-        "image.workdir",
-        "is not absolute",
-    );
+    assert_rejected("[image]\nworkdir = \"job\"\n", "image.workdir", "is not absolute");
 }
 
 #[test]
 fn image_workdir_root() {
-    assert_rejected(
-        "[image]\nworkdir = \"/\"\n",
-        "image.workdir",
-        "root directory",
-    );
+    assert_rejected("[image]\nworkdir = \"/\"\n", "image.workdir", "root directory");
 }
 
 #[test]
 fn image_workdir_not_normalized() {
     for workdir in ["/job/", "/a//b", "/a/./b", "/a/../b"] {
-        assert_rejected(
-            &format!("[image]\nworkdir = \"{workdir}\"\n"),
-            "image.workdir",
-            "is not normalized",
-        );
+        assert_rejected(&format!("[image]\nworkdir = \"{workdir}\"\n"), "image.workdir", "is not normalized");
     }
 }
 
 #[test]
 fn image_label_empty_key() {
-    assert_rejected(
-        "[image.labels]\n\"\" = \"x\"\n",
-        "image.labels.\"\"",
-        "empty label key",
-    );
+    assert_rejected("[image.labels]\n\"\" = \"x\"\n", "image.labels.\"\"", "empty label key");
 }
 
 #[test]
 fn image_repository_uppercase() {
-    assert_rejected(
-        "[image]\nrepository = \"Ops/Backup\"\n",
-        "image.repository",
-        "invalid repository `Ops/Backup`",
-    );
+    assert_rejected("[image]\nrepository = \"Ops/Backup\"\n", "image.repository", "invalid repository `Ops/Backup`");
 }
 
 #[test]
 fn image_tag_invalid() {
-    assert_rejected(
-        "[image]\ntag = \".hidden\"\n",
-        "image.tag",
-        "invalid tag `.hidden`",
-    );
+    assert_rejected("[image]\ntag = \".hidden\"\n", "image.tag", "invalid tag `.hidden`");
 }
 
 // resources
@@ -629,28 +483,17 @@ fn image_tag_invalid() {
 fn resources_invalid_quantity() {
     let problem = problem_with("[resources.limits]\nmemory = \"1 Gi\"\n");
     assert_eq!(problem.key, "resources.limits.memory");
-    assert_eq!(
-        problem.message,
-        "invalid quantity `1 Gi`: unknown suffix ` Gi`"
-    );
+    assert_eq!(problem.message, "invalid quantity `1 Gi`: unknown suffix ` Gi`");
 }
 
 #[test]
 fn resources_uppercase_k_rejected() {
-    assert_rejected(
-        "[resources.requests]\nmemory = \"1K\"\n",
-        "resources.requests.memory",
-        "unknown suffix `K`",
-    );
+    assert_rejected("[resources.requests]\nmemory = \"1K\"\n", "resources.requests.memory", "unknown suffix `K`");
 }
 
 #[test]
 fn resources_negative_rejected() {
-    assert_rejected(
-        "[resources.requests]\ncpu = \"-1\"\n",
-        "resources.requests.cpu",
-        "negative quantity `-1`",
-    );
+    assert_rejected("[resources.requests]\ncpu = \"-1\"\n", "resources.requests.cpu", "negative quantity `-1`");
 }
 
 #[test]
@@ -664,29 +507,19 @@ fn resources_request_above_limit() {
 
 #[test]
 fn resources_request_equal_limit_accepted() {
-    parse_ok(&format!(
-        "{MINIMAL}[resources.requests]\ncpu = \"1\"\n[resources.limits]\ncpu = \"1000m\"\n"
-    ));
+    parse_ok(&format!("{MINIMAL}[resources.requests]\ncpu = \"1\"\n[resources.limits]\ncpu = \"1000m\"\n"));
 }
 
 // placement
 
 #[test]
 fn pool_invalid_label_value() {
-    assert_rejected(
-        "[placement]\npool = \"-internal\"\n",
-        "placement.pool",
-        "invalid pool name `-internal`",
-    );
+    assert_rejected("[placement]\npool = \"-internal\"\n", "placement.pool", "invalid pool name `-internal`");
 }
 
 #[test]
 fn pool_empty() {
-    assert_rejected(
-        "[placement]\npool = \"\"\n",
-        "placement.pool",
-        "empty pool name",
-    );
+    assert_rejected("[placement]\npool = \"\"\n", "placement.pool", "empty pool name");
 }
 
 #[test]
@@ -728,9 +561,7 @@ fn node_selector_invalid_value() {
 
 #[test]
 fn node_selector_empty_value_accepted() {
-    parse_ok(&format!(
-        "{MINIMAL}[placement.node_selector]\ndisk = \"\"\n"
-    ));
+    parse_ok(&format!("{MINIMAL}[placement.node_selector]\ndisk = \"\"\n"));
 }
 
 fn toleration(fields: &str) -> String {
@@ -787,7 +618,8 @@ fn toleration_empty_key_with_exists_accepted() {
     parse_ok(&format!("{MINIMAL}{}", toleration("operator = \"Exists\"")));
 }
 
-const NODE_TERMS: &str = "[[placement.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms]]";
+const NODE_TERMS: &str =
+    "[[placement.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms]]";
 const NODE_EXPRESSION: &str = "placement.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0]";
 
 fn node_expression(expression: &str) -> String {
@@ -842,9 +674,7 @@ fn node_affinity_lt_not_integer() {
 #[test]
 fn node_affinity_match_fields_label() {
     assert_rejected(
-        &format!(
-            "{NODE_TERMS}\nmatchFields = [{{ key = \"disktype\", operator = \"In\", values = [\"a\"] }}]\n"
-        ),
+        &format!("{NODE_TERMS}\nmatchFields = [{{ key = \"disktype\", operator = \"In\", values = [\"a\"] }}]\n"),
         "placement.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0].key",
         "unsupported field `disktype`",
     );
@@ -872,10 +702,8 @@ fn node_affinity_weight_out_of_range() {
     }
 }
 
-const POD_TERMS: &str =
-    "[[placement.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution]]";
-const POD_TERM: &str =
-    "placement.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]";
+const POD_TERMS: &str = "[[placement.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution]]";
+const POD_TERM: &str = "placement.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]";
 
 #[test]
 fn pod_affinity_empty_topology_key() {

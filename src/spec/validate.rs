@@ -35,11 +35,7 @@ pub struct Findings {
 
 impl Findings {
     pub fn add(&mut self, path: &KeyPath, message: impl Into<String>, hint: impl Into<String>) {
-        self.list.push(Finding {
-            path: path.clone(),
-            message: message.into(),
-            hint: Some(hint.into()),
-        });
+        self.list.push(Finding { path: path.clone(), message: message.into(), hint: Some(hint.into()) });
     }
 }
 
@@ -176,9 +172,7 @@ fn is_time_zone_part(part: &str) -> bool {
         && part != "."
         && part != ".."
         && !part.starts_with('-')
-        && part
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'+' | b'-'))
+        && part.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'+' | b'-'))
 }
 
 fn check_command(command: &Command, path: &KeyPath, findings: &mut Findings) {
@@ -189,16 +183,10 @@ fn check_command(command: &Command, path: &KeyPath, findings: &mut Findings) {
     };
 
     match argv.first() {
-        None => findings.add(
-            path,
-            "empty command",
-            "set the program to run, such as `command = [\"/job/backup.sh\"]`",
-        ),
-        Some(program) if program.is_empty() => findings.add(
-            &program_path,
-            "empty program path",
-            "set the program to run, such as `/job/backup.sh`",
-        ),
+        None => findings.add(path, "empty command", "set the program to run, such as `command = [\"/job/backup.sh\"]`"),
+        Some(program) if program.is_empty() => {
+            findings.add(&program_path, "empty program path", "set the program to run, such as `/job/backup.sh`")
+        }
         Some(_) => {}
     }
 
@@ -222,12 +210,8 @@ fn check_command(command: &Command, path: &KeyPath, findings: &mut Findings) {
 /// clusters do not.
 fn is_env_name(name: &str) -> bool {
     let bytes = name.as_bytes();
-    bytes
-        .first()
-        .is_some_and(|byte| byte.is_ascii_alphabetic() || *byte == b'_')
-        && bytes
-            .iter()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
+    bytes.first().is_some_and(|byte| byte.is_ascii_alphabetic() || *byte == b'_')
+        && bytes.iter().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
 }
 
 fn check_image(image: &Image, path: &KeyPath, findings: &mut Findings) {
@@ -272,11 +256,7 @@ fn check_image(image: &Image, path: &KeyPath, findings: &mut Findings) {
 
     let labels_path = path.key("labels");
     if image.labels.contains_key("") {
-        findings.add(
-            &labels_path.key(""),
-            "empty label key",
-            "give the label a name such as `org.example.team`",
-        );
+        findings.add(&labels_path.key(""), "empty label key", "give the label a name such as `org.example.team`");
     }
 
     if let Some(repository) = &image.repository
@@ -302,11 +282,7 @@ fn check_image(image: &Image, path: &KeyPath, findings: &mut Findings) {
 
 fn check_job_file(file: &str, path: &KeyPath, findings: &mut Findings) {
     if file.is_empty() {
-        findings.add(
-            path,
-            "empty path",
-            "name a file or directory in the job directory, such as `backup.sh`",
-        );
+        findings.add(path, "empty path", "name a file or directory in the job directory, such as `backup.sh`");
         return;
     }
     if file.starts_with('/') {
@@ -340,11 +316,7 @@ fn check_job_file(file: &str, path: &KeyPath, findings: &mut Findings) {
 
 fn check_binary(binary: &str, path: &KeyPath, findings: &mut Findings) {
     if binary.is_empty() {
-        findings.add(
-            path,
-            "empty program name",
-            "name a host program, such as `pg_dump` or `/usr/bin/pg_dump`",
-        );
+        findings.add(path, "empty program name", "name a host program, such as `pg_dump` or `/usr/bin/pg_dump`");
     } else if !binary.starts_with('/') && binary.contains('/') {
         findings.add(
             path,
@@ -401,11 +373,8 @@ fn check_workdir(workdir: &str, path: &KeyPath, findings: &mut Findings) {
 }
 
 fn is_normalized_absolute(path: &str) -> bool {
-    path.strip_prefix('/').is_some_and(|relative| {
-        relative
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != "..")
-    })
+    path.strip_prefix('/')
+        .is_some_and(|relative| relative.split('/').all(|part| !part.is_empty() && part != "." && part != ".."))
 }
 
 fn check_resources(resources: &Resources, path: &KeyPath, findings: &mut Findings) {
@@ -414,10 +383,9 @@ fn check_resources(resources: &Resources, path: &KeyPath, findings: &mut Finding
     let requests = parse_resource_list(&resources.requests, &requests_path, findings);
     let limits = parse_resource_list(&resources.limits, &limits_path, findings);
 
-    for (resource, request, limit) in [
-        ("cpu", &requests.cpu, &limits.cpu),
-        ("memory", &requests.memory, &limits.memory),
-    ] {
+    for (resource, request, limit) in
+        [("cpu", &requests.cpu, &limits.cpu), ("memory", &requests.memory, &limits.memory)]
+    {
         if let (Some(request), Some(limit)) = (request, limit)
             && request > limit
         {
@@ -439,11 +407,7 @@ struct ParsedResources {
 
 /// Parses each quantity of a list, adding a finding for each invalid or
 /// negative one and leaving it out.
-fn parse_resource_list(
-    list: &ResourceList,
-    path: &KeyPath,
-    findings: &mut Findings,
-) -> ParsedResources {
+fn parse_resource_list(list: &ResourceList, path: &KeyPath, findings: &mut Findings) -> ParsedResources {
     let mut parse_one = |resource: &str, text: &Option<String>| -> Option<Quantity> {
         let text = text.as_ref()?;
         let value_path = path.key(resource);
@@ -464,8 +428,5 @@ fn parse_resource_list(
         }
     };
 
-    ParsedResources {
-        cpu: parse_one("cpu", &list.cpu),
-        memory: parse_one("memory", &list.memory),
-    }
+    ParsedResources { cpu: parse_one("cpu", &list.cpu), memory: parse_one("memory", &list.memory) }
 }

@@ -48,11 +48,7 @@ pub fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) {
 
     run_checked(
         "umoci unpack",
-        Command::new("umoci")
-            .arg("unpack")
-            .arg("--image")
-            .arg(format!("{}:{tag}", layout.display()))
-            .arg(bundle),
+        Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:{tag}", layout.display())).arg(bundle),
     );
 }
 
@@ -69,13 +65,7 @@ pub fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) {
 ///   the CronJob;
 /// - with `host_network`, the container shares the host's network
 ///   namespace, so it reaches servers on the host's 127.0.0.1.
-pub fn runc_run(
-    bundle: &Path,
-    args: &[&str],
-    env: &[&str],
-    mounts: &[(&Path, &str)],
-    host_network: bool,
-) -> Output {
+pub fn runc_run(bundle: &Path, args: &[&str], env: &[&str], mounts: &[(&Path, &str)], host_network: bool) -> Output {
     require("runc");
     require_root();
 
@@ -145,9 +135,7 @@ fn edit_config(
     }
 
     if host_network {
-        let namespaces = config["linux"]["namespaces"]
-            .as_array_mut()
-            .expect("`linux.namespaces` array");
+        let namespaces = config["linux"]["namespaces"].as_array_mut().expect("`linux.namespaces` array");
         namespaces.retain(|namespace| namespace["type"] != "network");
     }
 }
@@ -159,8 +147,7 @@ fn edit_config(
 fn create_tmp_volume(bundle: &Path, id: &str) -> PathBuf {
     let volume = bundle.join(format!("tmp-{id}"));
     std::fs::create_dir(&volume).expect("create the /tmp volume");
-    std::fs::set_permissions(&volume, Permissions::from_mode(0o1777))
-        .expect("chmod the /tmp volume");
+    std::fs::set_permissions(&volume, Permissions::from_mode(0o1777)).expect("chmod the /tmp volume");
     volume
 }
 

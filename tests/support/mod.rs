@@ -22,8 +22,8 @@ pub use container::{LAYOUT_TAG, runc_run, skopeo_copy_to_layout, umoci_unpack};
 pub use postgres::Postgres;
 pub use registry_server::Registry;
 pub use workflow::{
-    Published, build_json, container_image, copy_example, parse_json_stdout, parse_yaml, publish,
-    pull_and_unpack, uploaded_bytes,
+    Published, build_json, container_image, copy_example, parse_json_stdout, parse_yaml, publish, pull_and_unpack,
+    uploaded_bytes,
 };
 
 /// The Kubernetes versions whose schemas every emitted manifest is checked
@@ -56,16 +56,10 @@ pub fn require_root() {
 /// `/proc/self/status`.
 pub fn effective_uid() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("Uid:"))
-        .expect("`Uid:` line in /proc/self/status");
+    let line = status.lines().find(|line| line.starts_with("Uid:")).expect("`Uid:` line in /proc/self/status");
 
     // The fields are real, effective, saved and filesystem uid.
-    line.split_whitespace()
-        .nth(2)
-        .and_then(|field| field.parse().ok())
-        .expect("effective uid in /proc/self/status")
+    line.split_whitespace().nth(2).and_then(|field| field.parse().ok()).expect("effective uid in /proc/self/status")
 }
 
 /// Returns the path of the `kuul` binary that cargo built for these tests.
@@ -90,11 +84,9 @@ pub fn repo_root() -> PathBuf {
 /// Copies the directory tree at `source` into `destination`, which is
 /// created. Symbolic links are copied as links.
 pub fn copy_dir(source: &Path, destination: &Path) {
-    std::fs::create_dir_all(destination)
-        .unwrap_or_else(|error| panic!("create `{}`: {error}", destination.display()));
+    std::fs::create_dir_all(destination).unwrap_or_else(|error| panic!("create `{}`: {error}", destination.display()));
 
-    let entries = std::fs::read_dir(source)
-        .unwrap_or_else(|error| panic!("read `{}`: {error}", source.display()));
+    let entries = std::fs::read_dir(source).unwrap_or_else(|error| panic!("read `{}`: {error}", source.display()));
     for entry in entries {
         let entry = entry.expect("directory entry");
         let file_type = entry.file_type().expect("file type");
@@ -175,11 +167,7 @@ pub fn kubernetes_validate(yaml: &str) {
 pub fn digest_after_at(text: &str) -> Option<String> {
     let (_, rest) = text.split_once("@sha256:")?;
     let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-    if hex.len() == 64 {
-        Some(format!("sha256:{hex}"))
-    } else {
-        None
-    }
+    if hex.len() == 64 { Some(format!("sha256:{hex}")) } else { None }
 }
 
 /// Returns `true` when `text` is `sha256:` followed by 64 lowercase hex
@@ -198,7 +186,5 @@ fn find_program(tool: &str) -> Option<PathBuf> {
     }
 
     let path_var = std::env::var_os("PATH")?;
-    std::env::split_paths(&path_var)
-        .map(|dir| dir.join(tool))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&path_var).map(|dir| dir.join(tool)).find(|candidate| candidate.is_file())
 }

@@ -44,11 +44,7 @@ impl Postgres {
         init_cluster(dir.path());
 
         let port = start_server(dir.path());
-        let postgres = Postgres {
-            dir,
-            port,
-            database: database.to_owned(),
-        };
+        let postgres = Postgres { dir, port, database: database.to_owned() };
 
         postgres.psql_in("postgres", &format!("CREATE DATABASE \"{database}\""));
         postgres
@@ -134,9 +130,7 @@ fn give_to_system_user(dir: &Path) {
     let entry = passwd
         .lines()
         .find(|line| line.starts_with(&format!("{SYSTEM_USER}:")))
-        .unwrap_or_else(|| {
-            panic!("user `{SYSTEM_USER}` does not exist; run `scripts/setup-test-env` (as root)")
-        });
+        .unwrap_or_else(|| panic!("user `{SYSTEM_USER}` does not exist; run `scripts/setup-test-env` (as root)"));
 
     // The fields are name, password, uid, gid, ...
     let fields: Vec<&str> = entry.split(':').collect();
@@ -163,10 +157,7 @@ fn start_server(dir: &Path) -> u16 {
 
     for _ in 0..START_ATTEMPTS {
         let port = free_port();
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
-            dir.display()
-        );
+        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off", dir.display());
 
         let output = as_data_owner(&format!("{POSTGRES_BIN}/pg_ctl"))
             .args(["start", "--wait", "--timeout", "60"])

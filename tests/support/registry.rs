@@ -42,14 +42,8 @@ impl TestRegistry {
         let output = Command::new("htpasswd")
             .args(["-Bbn", username, password])
             .output()
-            .unwrap_or_else(|error| {
-                panic!("failed to run `htpasswd` (apache2-utils): {error}\nhint: {SETUP_HINT}")
-            });
-        assert!(
-            output.status.success(),
-            "htpasswd failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .unwrap_or_else(|error| panic!("failed to run `htpasswd` (apache2-utils): {error}\nhint: {SETUP_HINT}"));
+        assert!(output.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&output.stderr));
 
         TestRegistry::start_with_auth(Some(&output.stdout))
     }
@@ -65,11 +59,7 @@ impl TestRegistry {
         let address = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         let auth_file = htpasswd.map(|_| htpasswd_path.as_path());
-        std::fs::write(
-            &config,
-            registry_config(&dir.path().join("storage"), &address, auth_file),
-        )
-        .unwrap();
+        std::fs::write(&config, registry_config(&dir.path().join("storage"), &address, auth_file)).unwrap();
 
         let child = Command::new("docker-registry")
             .arg("serve")
@@ -77,15 +67,9 @@ impl TestRegistry {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|error| {
-                panic!("failed to start `docker-registry`: {error}\nhint: {SETUP_HINT}")
-            });
+            .unwrap_or_else(|error| panic!("failed to start `docker-registry`: {error}\nhint: {SETUP_HINT}"));
 
-        let mut registry = TestRegistry {
-            child,
-            address,
-            dir,
-        };
+        let mut registry = TestRegistry { child, address, dir };
         registry.wait_until_ready();
         registry
     }
@@ -108,10 +92,7 @@ impl TestRegistry {
             std::thread::sleep(Duration::from_millis(50));
         }
 
-        panic!(
-            "`docker-registry` did not respond to `GET /v2/` at {} within {STARTUP_TIMEOUT:?}",
-            self.address
-        );
+        panic!("`docker-registry` did not respond to `GET /v2/` at {} within {STARTUP_TIMEOUT:?}", self.address);
     }
 
     pub fn storage_dir(&self) -> PathBuf {
@@ -132,10 +113,7 @@ fn registry_config(storage: &Path, address: &str, htpasswd: Option<&Path>) -> St
         storage.display()
     );
     if let Some(htpasswd) = htpasswd {
-        config.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: kuul-test\n    path: {}\n",
-            htpasswd.display()
-        ));
+        config.push_str(&format!("auth:\n  htpasswd:\n    realm: kuul-test\n    path: {}\n", htpasswd.display()));
     }
     config
 }
@@ -169,11 +147,7 @@ pub fn write_blob(layout: &Path, media_type: &str, content: &[u8]) -> Descriptor
     std::fs::create_dir_all(&blobs).unwrap();
     std::fs::write(blobs.join(&hex), content).unwrap();
 
-    Descriptor {
-        media_type: media_type.to_string(),
-        digest: format!("sha256:{hex}"),
-        size: content.len() as u64,
-    }
+    Descriptor { media_type: media_type.to_string(), digest: format!("sha256:{hex}"), size: content.len() as u64 }
 }
 
 /// Builds a gzip tar layer containing `files` (path, content) with fixed
@@ -203,18 +177,11 @@ fn gzip_layer(files: &[(&str, &[u8])]) -> (Vec<u8>, String) {
 /// different digests.
 pub fn write_layout(layout: &Path, marker: &str) -> BuiltImage {
     std::fs::create_dir_all(layout).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
+    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
 
     let script = format!("#!/bin/sh\necho {marker}\n");
     let layer_specs: [&[(&str, &[u8])]; 2] = [
-        &[(
-            "etc/passwd",
-            b"nonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n",
-        )],
+        &[("etc/passwd", b"nonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n")],
         &[("job/run.sh", script.as_bytes())],
     ];
     let layers: Vec<BuiltLayer> = layer_specs
@@ -223,11 +190,7 @@ pub fn write_layout(layout: &Path, marker: &str) -> BuiltImage {
         .map(|(files, description)| {
             let (gzip, diff_id) = gzip_layer(files);
             BuiltLayer {
-                descriptor: write_blob(
-                    layout,
-                    "application/vnd.oci.image.layer.v1.tar+gzip",
-                    &gzip,
-                ),
+                descriptor: write_blob(layout, "application/vnd.oci.image.layer.v1.tar+gzip", &gzip),
                 diff_id,
                 description: description.to_string(),
                 entries: files.len(),
@@ -242,37 +205,22 @@ pub fn write_layout(layout: &Path, marker: &str) -> BuiltImage {
         "config": { "Entrypoint": ["/job/run.sh"], "User": "65532:65532" },
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
     });
-    let config = write_blob(
-        layout,
-        "application/vnd.oci.image.config.v1+json",
-        config_json.to_string().as_bytes(),
-    );
+    let config = write_blob(layout, "application/vnd.oci.image.config.v1+json", config_json.to_string().as_bytes());
 
-    let layer_json: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|layer| descriptor_json(&layer.descriptor))
-        .collect();
+    let layer_json: Vec<serde_json::Value> = layers.iter().map(|layer| descriptor_json(&layer.descriptor)).collect();
     let manifest_json = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": descriptor_json(&config),
         "layers": layer_json,
     });
-    let manifest = write_blob(
-        layout,
-        "application/vnd.oci.image.manifest.v1+json",
-        manifest_json.to_string().as_bytes(),
-    );
+    let manifest =
+        write_blob(layout, "application/vnd.oci.image.manifest.v1+json", manifest_json.to_string().as_bytes());
 
-    let index =
-        serde_json::json!({ "schemaVersion": 2, "manifests": [descriptor_json(&manifest)] });
+    let index = serde_json::json!({ "schemaVersion": 2, "manifests": [descriptor_json(&manifest)] });
     std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
 
-    BuiltImage {
-        manifest,
-        config,
-        layers,
-    }
+    BuiltImage { manifest, config, layers }
 }
 
 fn descriptor_json(descriptor: &Descriptor) -> serde_json::Value {

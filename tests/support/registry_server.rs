@@ -106,9 +106,7 @@ fn wait_until_ready(child: &mut Child, port: u16) -> Result<(), String> {
 
     loop {
         if let Some(status) = child.try_wait().expect("poll docker-registry") {
-            return Err(format!(
-                "docker-registry exited with {status} on port {port}"
-            ));
+            return Err(format!("docker-registry exited with {status} on port {port}"));
         }
 
         if get_v2_status(port) == Some(200) {
@@ -116,9 +114,7 @@ fn wait_until_ready(child: &mut Child, port: u16) -> Result<(), String> {
         }
 
         if Instant::now() >= deadline {
-            return Err(format!(
-                "docker-registry did not answer GET /v2/ on port {port} within {STARTUP_TIMEOUT:?}"
-            ));
+            return Err(format!("docker-registry did not answer GET /v2/ on port {port} within {STARTUP_TIMEOUT:?}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -30,12 +30,8 @@ pub fn copy_example(name: &str, parent: &Path) -> PathBuf {
 /// Runs `kuul publish JOB_DIR --registry REGISTRY`, asserts that it exits
 /// with status 0, and returns the manifest and the image it names.
 pub fn publish(job_dir: &Path, registry: &str) -> Published {
-    let output = kuul()
-        .arg("publish")
-        .arg(job_dir)
-        .args(["--registry", registry])
-        .output()
-        .expect("start kuul publish");
+    let output =
+        kuul().arg("publish").arg(job_dir).args(["--registry", registry]).output().expect("start kuul publish");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
 
@@ -46,11 +42,7 @@ pub fn publish(job_dir: &Path, registry: &str) -> Published {
     );
 
     let image = container_image(&parse_yaml(&stdout));
-    Published {
-        manifest: stdout,
-        stderr,
-        image,
-    }
+    Published { manifest: stdout, stderr, image }
 }
 
 /// Runs `kuul build JOB_DIR --layout LAYOUT -o json` with `env` added to
@@ -58,12 +50,7 @@ pub fn publish(job_dir: &Path, registry: &str) -> Published {
 /// parsed JSON summary.
 pub fn build_json(job_dir: &Path, layout: &Path, env: &[(&str, &str)]) -> Value {
     let mut command = kuul();
-    command
-        .arg("build")
-        .arg(job_dir)
-        .arg("--layout")
-        .arg(layout)
-        .args(["-o", "json"]);
+    command.arg("build").arg(job_dir).arg("--layout").arg(layout).args(["-o", "json"]);
     for (name, value) in env {
         command.env(name, value);
     }
@@ -78,16 +65,10 @@ pub fn parse_json_stdout(step: &str, output: &std::process::Output) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
-    assert!(
-        output.status.success(),
-        "{step} failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "{step} failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
 
     serde_json::from_str(&stdout).unwrap_or_else(|error| {
-        panic!(
-            "{step} printed invalid JSON on stdout: {error}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        )
+        panic!("{step} printed invalid JSON on stdout: {error}\nstdout:\n{stdout}\nstderr:\n{stderr}")
     })
 }
 
@@ -99,12 +80,8 @@ pub fn parse_yaml(yaml: &str) -> Value {
 
 /// Returns the image of the first container in a CronJob manifest.
 pub fn container_image(cronjob: &Value) -> String {
-    let image =
-        &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"];
-    image
-        .as_str()
-        .unwrap_or_else(|| panic!("no container image in the CronJob manifest:\n{cronjob:#}"))
-        .to_owned()
+    let image = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"];
+    image.as_str().unwrap_or_else(|| panic!("no container image in the CronJob manifest:\n{cronjob:#}")).to_owned()
 }
 
 /// Returns N from the first `uploaded N bytes` in `stderr`, or `None`.
