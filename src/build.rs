@@ -22,7 +22,7 @@ pub const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// The file in a job directory that describes the job.
 pub const SPEC_FILE: &str = "kuul.toml";
 
-/// Where `kuul build` writes the OCI layout, relative to the job directory.
+/// The default OCI layout directory, relative to the job directory.
 pub const DEFAULT_LAYOUT: &str = ".kuul/oci";
 
 /// Inputs of a build besides the job directory.
@@ -118,8 +118,8 @@ fn collect_layers(
     Ok(layers)
 }
 
-/// The image's `PATH`: [`BASE_PATH`] plus the directory of every host binary
-/// that is not already on it, in the order the binaries are listed.
+/// Builds the image's `PATH`: [`BASE_PATH`] plus the directory of every host
+/// binary that is not already on it, in the order the binaries are listed.
 fn image_path_var(binaries: &[String], search_path: &OsString) -> String {
     let mut directories: Vec<String> = BASE_PATH.split(':').map(str::to_owned).collect();
     for binary in binaries {
@@ -139,16 +139,16 @@ fn image_path_var(binaries: &[String], search_path: &OsString) -> String {
     directories.join(":")
 }
 
-/// Whether `dir` is `/bin`, `/sbin` or `/lib…` whose `/usr` twin is already
-/// listed: the image's merged-/usr symlinks make them the same directory.
+/// Checks whether `dir` is `/bin` or `/sbin` and its `/usr` twin is already
+/// listed. The image's merged-/usr symlinks make them the same directory.
 fn is_merged_alias(dir: &str, directories: &[String]) -> bool {
     ["/bin", "/sbin"].contains(&dir) && directories.contains(&format!("/usr{dir}"))
 }
 
-/// Returns `job.command` as the container runs it: a relative program path
-/// (`./run.sh`, `bin/run`) becomes absolute under the workdir, and a bare
-/// name is kept for the runtime to find on the image's `PATH`, unless it
-/// names a job file, which is placed under the workdir.
+/// Returns `job.command` as the container runs it. A relative program path
+/// (`./run.sh`, `bin/run`) or the name of a job file becomes absolute under
+/// the workdir. Any other bare name is kept, and the runtime finds it on the
+/// image's `PATH`.
 pub fn container_command(spec: &Spec, job_dir: &Path) -> Vec<String> {
     let mut argv = spec.job.command.argv();
     let program = &argv[0];
@@ -306,11 +306,12 @@ fn image_settings(
     architecture: &str,
 ) -> ImageSettings {
     let mut env = vec![format!("PATH={path_var}")];
-    match uid {
-        0 => env.push("HOME=/root".to_owned()),
-        spec::NONROOT_ID => env.push("HOME=/home/nonroot".to_owned()),
-        _ => {}
-    }
+    let home = match uid {
+        0 => "/root",
+        spec::NONROOT_ID => "/home/nonroot",
+        _ => sources::system_files::JOB_HOME,
+    };
+    env.push(format!("HOME={home}"));
 
     let mut labels = spec.image.labels.clone();
     labels.insert("dev.kuul.job".to_owned(), spec.job.name.clone());

@@ -10,7 +10,7 @@ const NONROOT_ID: u32 = crate::spec::NONROOT_ID;
 
 /// The home directory of the `job` user, added when the job runs as neither
 /// root nor `nonroot`.
-const JOB_HOME: &str = "/home/job";
+pub const JOB_HOME: &str = "/home/job";
 
 /// Returns the base filesystem entries for an image that runs as
 /// `uid`:`gid` on `architecture` (a GOARCH name such as `amd64`, or
