@@ -14,9 +14,6 @@ use super::RegistryError;
 /// Maximum length of `registry/repository`, as Docker limits it.
 const MAX_NAME_LENGTH: usize = 255;
 
-/// Maximum length of a tag.
-const MAX_TAG_LENGTH: usize = 128;
-
 /// The push destination of `kuul publish`: `registry/repository:tag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -236,54 +233,15 @@ fn validate_repository(registry: &str, repository: &str) -> Result<(), RegistryE
     if registry.len() + 1 + repository.len() > MAX_NAME_LENGTH {
         return Err(invalid("`registry/repository` is longer than 255 characters"));
     }
-    if !repository.split('/').all(is_valid_path_component) {
+    if !crate::spec::names::is_repository(repository) {
         return Err(invalid("each `/`-separated component must match `[a-z0-9]+([._-][a-z0-9]+)*`"));
     }
 
     Ok(())
 }
 
-/// Matches runs of `[a-z0-9]` joined by one separator each. Besides `.`,
-/// `_` and `-` this accepts `__` and repeated `-`, which Docker's grammar
-/// also allows, so existing references keep parsing.
-fn is_valid_path_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    let is_alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let is_separator = |b: u8| matches!(b, b'.' | b'_' | b'-');
-    let mut i = 0;
-
-    loop {
-        let run_start = i;
-        while i < bytes.len() && is_alphanumeric(bytes[i]) {
-            i += 1;
-        }
-        if i == run_start {
-            return false;
-        }
-        if i == bytes.len() {
-            return true;
-        }
-
-        let separator_start = i;
-        while i < bytes.len() && is_separator(bytes[i]) {
-            i += 1;
-        }
-        let separator = &component[separator_start..i];
-        let valid_separator = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
-        if !valid_separator {
-            return false;
-        }
-    }
-}
-
 fn validate_tag(tag: &str) -> Result<(), RegistryError> {
-    let invalid = || RegistryError::InvalidTag { tag: tag.to_string() };
-
-    let first = tag.bytes().next().ok_or_else(invalid)?;
-    let first_valid = first.is_ascii_alphanumeric() || first == b'_';
-    let rest_valid = tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-
-    if first_valid && rest_valid && tag.len() <= MAX_TAG_LENGTH { Ok(()) } else { Err(invalid()) }
+    if crate::spec::names::is_tag(tag) { Ok(()) } else { Err(RegistryError::InvalidTag { tag: tag.to_string() }) }
 }
 
 /// Checks `sha256:` followed by 64 lowercase hex characters.
