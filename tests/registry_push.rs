@@ -1,8 +1,7 @@
 //! Pushes hand-written OCI layouts to a real `docker-registry` on loopback
 //! and reads them back with `skopeo`.
 
-#[path = "support/registry.rs"]
-mod registry_support;
+mod support;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -10,7 +9,8 @@ use std::sync::Mutex;
 use kuul::image::BuiltImage;
 use kuul::registry::{PushOptions, RegistryError, Target, push};
 use kuul::report::Reporter;
-use registry_support::{TestRegistry, free_port, run_tool, write_layout};
+use support::layout::write_layout;
+use support::{Registry, free_port, run_tool};
 
 /// Records reporter events as `uploaded <digest>`, `skipped <digest>` and
 /// `warning <message>` lines.
@@ -57,17 +57,17 @@ fn blob_total(image: &BuiltImage) -> u64 {
 
 #[tokio::test]
 async fn first_push_uploads_every_blob() {
-    let registry = TestRegistry::start();
+    let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
     let image = write_layout(&work.path().join("layout"), "first");
-    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.host_port()), "backup", "latest").unwrap();
     let reporter = RecordingReporter::default();
 
     let outcome =
         push(&work.path().join("layout"), &image, &target, &options_with_config(work.path()), &reporter).await.unwrap();
 
     assert_eq!(outcome.digest, image.manifest.digest);
-    assert_eq!(outcome.reference, format!("{}/kuul/backup:latest@{}", registry.address, image.manifest.digest));
+    assert_eq!(outcome.reference, format!("{}/kuul/backup:latest@{}", registry.host_port(), image.manifest.digest));
     assert_eq!(outcome.blobs_uploaded, 3);
     assert_eq!(outcome.blobs_skipped, 0);
     assert_eq!(outcome.bytes_uploaded, blob_total(&image));
@@ -76,16 +76,16 @@ async fn first_push_uploads_every_blob() {
 
 #[tokio::test]
 async fn skopeo_sees_pushed_digest() {
-    let registry = TestRegistry::start();
+    let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "skopeo");
-    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "v1").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.host_port()), "backup", "v1").unwrap();
 
     let outcome =
         push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default()).await.unwrap();
 
-    let image_url = format!("docker://{}/kuul/backup:v1", registry.address);
+    let image_url = format!("docker://{}/kuul/backup:v1", registry.host_port());
     let inspect = run_tool("skopeo", &["inspect", "--tls-verify=false", &image_url]);
     let inspected: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspected["Digest"], outcome.digest);
@@ -95,16 +95,16 @@ async fn skopeo_sees_pushed_digest() {
 
 #[tokio::test]
 async fn skopeo_copies_pushed_image() {
-    let registry = TestRegistry::start();
+    let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "copy");
-    let target = Target::from_prefix(&registry.address, "backup", "latest").unwrap();
+    let target = Target::from_prefix(&registry.host_port(), "backup", "latest").unwrap();
     push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default()).await.unwrap();
 
     // skopeo checks every blob against its digest while it copies.
     let copy = work.path().join("copy");
-    let source = format!("docker://{}/backup:latest", registry.address);
+    let source = format!("docker://{}/backup:latest", registry.host_port());
     let destination = format!("oci:{}:latest", copy.display());
     run_tool("skopeo", &["copy", "--src-tls-verify=false", &source, &destination]);
 
@@ -115,11 +115,11 @@ async fn skopeo_copies_pushed_image() {
 
 #[tokio::test]
 async fn second_push_skips_every_blob() {
-    let registry = TestRegistry::start();
+    let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "again");
-    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.host_port()), "backup", "latest").unwrap();
     let options = options_with_config(work.path());
     push(&layout, &image, &target, &options, &RecordingReporter::default()).await.unwrap();
     let reporter = RecordingReporter::default();
@@ -136,9 +136,9 @@ async fn second_push_skips_every_blob() {
 
 #[tokio::test]
 async fn changed_job_uploads_one_layer() {
-    let registry = TestRegistry::start();
+    let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
-    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.host_port()), "backup", "latest").unwrap();
     let options = options_with_config(work.path());
     let first = write_layout(&work.path().join("first"), "one");
     push(&work.path().join("first"), &first, &target, &options, &RecordingReporter::default()).await.unwrap();
@@ -174,18 +174,18 @@ async fn closed_port_reports_connection_refused() {
 
 #[tokio::test]
 async fn htpasswd_registry_accepts_right_password() {
-    let registry = TestRegistry::start_with_htpasswd("kuul", "right-password");
+    let registry = Registry::start_with_htpasswd("kuul", "right-password");
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "auth");
-    write_docker_config(work.path(), &registry.address, "kuul", "right-password");
-    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    write_docker_config(work.path(), &registry.host_port(), "kuul", "right-password");
+    let target = Target::from_prefix(&format!("{}/kuul", registry.host_port()), "backup", "latest").unwrap();
 
     let outcome =
         push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default()).await.unwrap();
 
     assert_eq!(outcome.digest, image.manifest.digest);
-    let image_url = format!("docker://{}/kuul/backup:latest", registry.address);
+    let image_url = format!("docker://{}/kuul/backup:latest", registry.host_port());
     let inspect = run_tool("skopeo", &["inspect", "--tls-verify=false", "--creds", "kuul:right-password", &image_url]);
     let inspected: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspected["Digest"], outcome.digest);
@@ -193,12 +193,12 @@ async fn htpasswd_registry_accepts_right_password() {
 
 #[tokio::test]
 async fn htpasswd_registry_rejects_wrong_password() {
-    let registry = TestRegistry::start_with_htpasswd("kuul", "right-password");
+    let registry = Registry::start_with_htpasswd("kuul", "right-password");
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "wrong");
-    write_docker_config(work.path(), &registry.address, "kuul", "wrong-password");
-    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    write_docker_config(work.path(), &registry.host_port(), "kuul", "wrong-password");
+    let target = Target::from_prefix(&format!("{}/kuul", registry.host_port()), "backup", "latest").unwrap();
 
     let error = push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default())
         .await
@@ -207,17 +207,17 @@ async fn htpasswd_registry_rejects_wrong_password() {
     assert!(matches!(error, RegistryError::Unauthorized { .. }), "{error}");
     let message = error.to_string();
     assert!(message.contains("401 Unauthorized"), "{message}");
-    assert!(message.contains(&format!("`docker login {}`", registry.address)), "{message}");
+    assert!(message.contains(&format!("`docker login {}`", registry.host_port())), "{message}");
     assert!(!message.contains("wrong-password"), "{message}");
 }
 
 #[tokio::test]
 async fn htpasswd_registry_rejects_anonymous_push() {
-    let registry = TestRegistry::start_with_htpasswd("kuul", "right-password");
+    let registry = Registry::start_with_htpasswd("kuul", "right-password");
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let image = write_layout(&layout, "anonymous");
-    let target = Target::from_prefix(&format!("{}/kuul", registry.address), "backup", "latest").unwrap();
+    let target = Target::from_prefix(&format!("{}/kuul", registry.host_port()), "backup", "latest").unwrap();
 
     let error = push(&layout, &image, &target, &options_with_config(work.path()), &RecordingReporter::default())
         .await

@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod container;
+pub mod layout;
 mod postgres;
 mod registry_server;
 mod workflow;
@@ -31,6 +32,14 @@ pub use workflow::{
 /// Cargo.toml is `v1_33`) and the newest that kubernetes-validate 1.37.0
 /// ships.
 pub const KUBERNETES_VERSIONS: [&str; 2] = ["1.33.0", "1.37.0"];
+
+/// Runs a test component and returns its stdout, panicking with its stderr
+/// when it fails.
+pub fn run_tool(program: &str, args: &[&str]) -> String {
+    require(program);
+    let output = run_checked(&format!("{program} {}", args.join(" ")), Command::new(program).args(args));
+    String::from_utf8(output.stdout).expect("tool output is UTF-8")
+}
 
 /// Panics unless `tool` is an executable found on `PATH` or, for a path
 /// with a slash, exists at that path.

@@ -19,8 +19,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: usize = 5;
 
 /// A `docker-registry serve` process with its storage in a temporary
-/// directory, speaking plain HTTP without auth. The process is killed and
-/// the storage removed on drop.
+/// directory, speaking plain HTTP, with or without htpasswd auth. The process
+/// is killed and the storage removed on drop.
 pub struct Registry {
     child: Child,
     port: u16,
@@ -28,17 +28,34 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry on a free port on 127.0.0.1 and waits until it
-    /// responds to `GET /v2/` with status 200.
+    /// Starts a registry without auth on a free port on 127.0.0.1 and waits
+    /// until it responds to `GET /v2/`.
     pub fn start() -> Registry {
+        Registry::start_with_auth(None)
+    }
+
+    /// Starts a registry that accepts only `username` with `password`,
+    /// checked against a bcrypt htpasswd file made with `htpasswd`.
+    pub fn start_with_htpasswd(username: &str, password: &str) -> Registry {
+        require("htpasswd");
+        let output = Command::new("htpasswd").args(["-Bbn", username, password]).output().expect("run htpasswd");
+        assert!(output.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&output.stderr));
+
+        Registry::start_with_auth(Some(&output.stdout))
+    }
+
+    fn start_with_auth(htpasswd: Option<&[u8]>) -> Registry {
         require("docker-registry");
 
         let dir = tempfile::tempdir().expect("temporary directory");
+        if let Some(content) = htpasswd {
+            std::fs::write(dir.path().join("htpasswd"), content).expect("write htpasswd");
+        }
         let mut last_failure = String::new();
 
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let mut child = spawn(dir.path(), port);
+            let mut child = spawn(dir.path(), port, htpasswd.is_some());
 
             match wait_until_ready(&mut child, port) {
                 Ok(()) => return Registry { child, port, dir },
@@ -62,6 +79,11 @@ impl Registry {
     pub fn log(&self) -> String {
         read_log(self.dir.path())
     }
+
+    /// Returns the directory that holds the registry's blobs and manifests.
+    pub fn storage_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("storage")
+    }
 }
 
 impl Drop for Registry {
@@ -71,10 +93,10 @@ impl Drop for Registry {
     }
 }
 
-fn spawn(dir: &Path, port: u16) -> Child {
+fn spawn(dir: &Path, port: u16, with_auth: bool) -> Child {
     let config = dir.join("config.yml");
-    let storage = dir.join("storage");
-    std::fs::write(&config, config_yaml(&storage, port)).expect("write registry config");
+    let htpasswd = with_auth.then(|| dir.join("htpasswd"));
+    std::fs::write(&config, config_yaml(dir, port, htpasswd.as_deref())).expect("write registry config");
 
     let log = File::create(dir.join("registry.log")).expect("create registry log");
     let log_for_stderr = log.try_clone().expect("clone log handle");
@@ -90,15 +112,20 @@ fn spawn(dir: &Path, port: u16) -> Child {
 }
 
 /// Returns a Distribution 2.x configuration that serves plain HTTP on
-/// 127.0.0.1 only and keeps blobs under `storage`.
-fn config_yaml(storage: &Path, port: u16) -> String {
-    format!(
+/// 127.0.0.1 only, keeps blobs under `dir/storage`, and checks `htpasswd`
+/// when one is given.
+fn config_yaml(dir: &Path, port: u16, htpasswd: Option<&Path>) -> String {
+    let mut config = format!(
         "version: 0.1\n\
          log:\n  level: info\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
          http:\n  addr: 127.0.0.1:{port}\n",
-        storage.display()
-    )
+        dir.join("storage").display()
+    );
+    if let Some(htpasswd) = htpasswd {
+        config.push_str(&format!("auth:\n  htpasswd:\n    realm: kuul-test\n    path: {}\n", htpasswd.display()));
+    }
+    config
 }
 
 fn wait_until_ready(child: &mut Child, port: u16) -> Result<(), String> {
@@ -109,7 +136,8 @@ fn wait_until_ready(child: &mut Child, port: u16) -> Result<(), String> {
             return Err(format!("docker-registry exited with {status} on port {port}"));
         }
 
-        if get_v2_status(port) == Some(200) {
+        // Any status will do: a registry with auth answers 401.
+        if get_v2_status(port).is_some() {
             return Ok(());
         }
 
