@@ -137,6 +137,50 @@ fn build_tarball_reads_with_skopeo() {
     assert_eq!(inspected["Architecture"], oci_architecture(), "{inspected:#}");
 }
 
+#[test]
+fn build_tarball_loads_with_podman() {
+    support::require("podman");
+    let work = tempfile::tempdir().expect("temporary directory");
+    let job_dir = copy_example("hello", work.path());
+    let tarball = work.path().join("hello.tar");
+
+    let output = support::kuul()
+        .arg("build")
+        .arg(&job_dir)
+        .arg("--tarball")
+        .arg(&tarball)
+        .arg("--layout")
+        .arg(work.path().join("layout"))
+        .output()
+        .expect("start kuul build");
+    assert!(output.status.success(), "stderr:\n{}", String::from_utf8_lossy(&output.stderr));
+
+    // A private store, so the test neither needs nor touches the machine's
+    // container storage.
+    let storage_conf = work.path().join("storage.conf");
+    std::fs::write(
+        &storage_conf,
+        format!(
+            "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
+            work.path().display()
+        ),
+    )
+    .expect("write storage.conf");
+    let podman = |args: &[&str]| {
+        let mut command = Command::new("podman");
+        command.env("CONTAINERS_STORAGE_CONF", &storage_conf).args(args);
+        run_checked(&format!("podman {}", args.join(" ")), &mut command)
+    };
+
+    let load = podman(&["load", "--input", tarball.to_str().expect("UTF-8 path")]);
+    let images = podman(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+
+    let loaded = String::from_utf8_lossy(&load.stdout);
+    assert!(loaded.contains("hello:latest"), "podman load output:\n{loaded}");
+    let listed = String::from_utf8_lossy(&images.stdout);
+    assert!(listed.lines().any(|line| line.ends_with("/hello:latest")), "podman images:\n{listed}");
+}
+
 /// Sets the access and modification time of every file and directory under
 /// `dir` with `touch -d`.
 fn touch_all(dir: &Path, time: &str) {

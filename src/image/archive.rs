@@ -5,9 +5,9 @@
 //! that `docker save` writes since Docker 25. So `docker load`, `podman load`
 //! and any reader of `oci-archive:` can read the same file.
 //!
-//! NOTE: the tests read these archives only with skopeo (`docker-archive:`
-//! and `oci-archive:`). `docker load` and `podman load` have not been run on
-//! them, because the test machine has neither a Docker daemon nor podman.
+//! NOTE: the tests read these archives with skopeo (`docker-archive:` and
+//! `oci-archive:`) and `podman load`. `docker load` has not been run on them,
+//! because the test machines have no Docker daemon.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
