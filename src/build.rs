@@ -88,7 +88,7 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     let layout = Layout::open_or_create(&layout_dir)?;
     let built = image::build(&layout, &normalized, &settings, reporter)?;
 
-    let tag = spec.image.tag.clone().unwrap_or_else(|| "latest".to_owned());
+    let tag = spec.tag().to_owned();
     layout.tag(&built, &tag)?;
 
     Ok(Build { spec, layout, image: built, tag, command })

@@ -15,7 +15,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to build `{}`", job_dir.display()))?;
 
     if let Some(tarball) = &args.tarball {
-        let repo_tag = format!("{}:{}", repository_name(&build), build.tag);
+        let repo_tag = format!("{}:{}", build.spec.repository(), build.tag);
         crate::image::archive::write_docker_archive(&build.layout, &build.image, &repo_tag, tarball)
             .with_context(|| format!("failed to write the image archive `{}`", tarball.display()))?;
         eprintln!("wrote {} ({repo_tag})", tarball.display());
@@ -28,17 +28,11 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The repository name the image would have in a registry, without the
-/// registry prefix: `image.repository` or the job name.
-pub(crate) fn repository_name(build: &Build) -> String {
-    build.spec.image.repository.clone().unwrap_or_else(|| build.spec.job.name.clone())
-}
-
 fn text_summary(build: &Build) -> String {
     let image = &build.image;
     let mut out = format!(
         "built {}:{} in {}\ndigest  {}\nsize    {} ({} bytes)\nlayers  {}\n",
-        repository_name(build),
+        build.spec.repository(),
         build.tag,
         build.layout.dir().display(),
         image.manifest.digest,

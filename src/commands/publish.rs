@@ -3,7 +3,6 @@
 use anyhow::Context;
 use serde_json::json;
 
-use super::build::repository_name;
 use super::{StderrReporter, build_options, human_bytes};
 use crate::cli::{ManifestFormat, PublishArgs};
 use crate::registry::{PushOptions, Target, push};
@@ -12,11 +11,15 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     let options = build_options(&args.build)?;
     let job_dir = &args.build.job_dir;
 
+    // Check the destination before the build, so a typo in `--registry`
+    // fails at once.
+    let spec = crate::spec::load(&job_dir.join(crate::build::SPEC_FILE))?;
+    let target = Target::from_prefix(&args.registry, spec.repository(), spec.tag())?;
+
     eprintln!("building {}", job_dir.display());
     let build = crate::build::build(job_dir, &options, &StderrReporter)
         .with_context(|| format!("failed to build `{}`", job_dir.display()))?;
 
-    let target = Target::from_prefix(&args.registry, &repository_name(&build), &build.tag)?;
     eprintln!("pushing to {target}");
     let push_options = PushOptions { insecure_registries: args.insecure_registries.clone(), ..Default::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

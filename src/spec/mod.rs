@@ -46,6 +46,19 @@ pub struct Spec {
     pub placement: Placement,
 }
 
+impl Spec {
+    /// Returns the repository name below the registry prefix:
+    /// `image.repository`, or the job name when it is absent.
+    pub fn repository(&self) -> &str {
+        self.image.repository.as_deref().unwrap_or(&self.job.name)
+    }
+
+    /// Returns the image tag: `image.tag`, or `latest` when it is absent.
+    pub fn tag(&self) -> &str {
+        self.image.tag.as_deref().unwrap_or("latest")
+    }
+}
+
 /// The `[job]` table: what runs and when.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
