@@ -104,6 +104,14 @@ fn check_schedule(expr: &str, path: &KeyPath, findings: &mut Findings) {
         }
     };
 
+    // Kubernetes raises a zero or negative `@every` to one second. Nobody
+    // means that, so kuul rejects it.
+    for warning in schedule.warnings() {
+        if let schedule::ScheduleWarning::EveryNotPositive { .. } = warning {
+            findings.add(path, format!("invalid schedule `{expr}`: {warning}"), warning.hint());
+        }
+    }
+
     if !schedule.has_matching_day() {
         findings.add(
             path,
