@@ -108,6 +108,11 @@ pub struct CheckArgs {
     /// How many upcoming run times to print.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub runs: usize,
+
+    /// Exit with status 1 when there are warnings, not only on errors, for
+    /// CI.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::build::repository_name;
+use super::diagnostics::render_with_warnings;
 use super::{StderrReporter, build_options, human_bytes};
 use crate::cli::{ManifestFormat, PublishArgs};
 use crate::registry::{PushOptions, Target, push};
@@ -15,6 +16,11 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     eprintln!("building {}", job_dir.display());
     let build = crate::build::build(job_dir, &options, &StderrReporter)
         .with_context(|| format!("failed to build `{}`", job_dir.display()))?;
+
+    // Check the manifest before pushing, so a fragment error does not leave
+    // a pushed image without a CronJob.
+    let pending_image = format!("{}:{}@{}", repository_name(&build), build.tag, build.image.manifest.digest);
+    crate::k8s::render(&build.spec, &pending_image, &build.command, jiff::Timestamp::now())?;
 
     let target = Target::from_prefix(&args.registry, &repository_name(&build), &build.tag)?;
     eprintln!("pushing to {target}");
@@ -31,7 +37,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         outcome.blobs_skipped,
     );
 
-    let cronjob = crate::k8s::manifest::cronjob(&build.spec, &outcome.reference, &build.command);
+    let cronjob = render_with_warnings(&build.spec, &outcome.reference, &build.command)?.cronjob;
     let rendered = match args.output {
         ManifestFormat::Yaml => crate::k8s::manifest::to_yaml(&cronjob),
         ManifestFormat::Json => {
