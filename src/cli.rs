@@ -113,6 +113,11 @@ pub struct CheckArgs {
     /// CI.
     #[arg(long)]
     pub strict: bool,
+
+    /// List the runs after this instant instead of now, such as
+    /// `2027-03-27T00:00:00Z` to see a daylight saving time change.
+    #[arg(long, value_name = "RFC3339")]
+    pub from: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Args)]

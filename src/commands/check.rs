@@ -16,7 +16,7 @@ use crate::spec::schedule::{DstChangeKind, Schedule};
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     let path = args.job_dir.join(SPEC_FILE);
     let spec = crate::spec::load(&path)?;
-    let now = Timestamp::now();
+    let now = args.from.unwrap_or_else(Timestamp::now);
 
     let command = container_command(&spec, &args.job_dir);
     let rendered = crate::k8s::render(&spec, &placeholder_image(&spec), &command, now)?;
@@ -84,7 +84,19 @@ fn fold_note(run: &Zoned) -> Option<String> {
 
     let time = run.strftime("%H:%M");
     let pass = if run.offset() == before { "first" } else { "second" };
-    Some(format!("{pass} of two runs at {time}: the clocks go back, so {time} occurs at {before} and again at {after}"))
+    Some(format!(
+        "{pass} of two runs at {time}: the clocks go back, so {time} occurs at {} and again at {}",
+        format_offset(before),
+        format_offset(after)
+    ))
+}
+
+/// Formats an offset as `+02:00`, as the run lines show it.
+fn format_offset(offset: jiff::tz::Offset) -> String {
+    let seconds = offset.seconds();
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 fn plural(count: usize, word: &str) -> String {
