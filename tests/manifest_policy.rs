@@ -15,7 +15,7 @@ const IMAGE: &str = "127.0.0.1:5000/job:v1@sha256:9f86d081884c7d659a2feaa0c55ad0
 /// depend on the day the tests run.
 const NOW: &str = "2026-01-01T00:00:00Z";
 
-/// A job that produces no warnings; each test adds or replaces keys.
+/// A job that produces no warnings. Each test adds or replaces keys.
 const BASE: &str = r#"
 [job]
 name = "job"

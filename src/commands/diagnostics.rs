@@ -20,8 +20,8 @@ pub(crate) fn print_warnings(warnings: &[Diagnostic]) {
     }
 }
 
-/// A pinned reference for checks that run before anything is pushed. It
-/// names no real registry, and nothing contacts it.
+/// Returns a pinned reference for checks that run before anything is
+/// pushed. It names no real registry, and nothing contacts it.
 pub(crate) fn placeholder_image(spec: &Spec) -> String {
     let repository = spec.image.repository.clone().unwrap_or_else(|| spec.job.name.clone());
     let tag = spec.image.tag.clone().unwrap_or_else(|| "latest".to_owned());

@@ -205,7 +205,7 @@ fn check_container_resources(container: &core::Container, key: &str, errors: &mu
             errors.push(Diagnostic::new(
                 key,
                 format!("{resource} request `{request}` is greater than the limit `{limit}`"),
-                "lower the request or raise the limit; Kubernetes rejects a request above its limit",
+                "lower the request or raise the limit, because Kubernetes rejects a request above its limit",
             ));
         }
     }
@@ -218,7 +218,7 @@ fn check_non_negative(key: &str, value: Option<i64>, errors: &mut Vec<Diagnostic
         errors.push(Diagnostic::new(
             key,
             format!("negative value `{value}`"),
-            "use 0 or more; Kubernetes rejects negative values",
+            "use 0 or more, because Kubernetes rejects negative values",
         ));
     }
 }

@@ -82,7 +82,7 @@ pub fn job_settings(spec: &Spec) -> JobSettings {
     }
 }
 
-/// Half the shortest interval between runs, kept between
+/// Returns half the shortest interval between runs, kept between
 /// [`MIN_STARTING_DEADLINE_SECONDS`] and [`MAX_STARTING_DEADLINE_SECONDS`].
 /// A late run then starts closer to its own time than to the next one.
 pub fn starting_deadline_for(interval: Option<SignedDuration>) -> i64 {
@@ -92,10 +92,10 @@ pub fn starting_deadline_for(interval: Option<SignedDuration>) -> i64 {
     (interval.as_secs() / 2).clamp(MIN_STARTING_DEADLINE_SECONDS, MAX_STARTING_DEADLINE_SECONDS)
 }
 
-/// The shortest interval minus the starting deadline, so a run that starts
-/// as late as allowed still ends before the next run is due. For intervals
-/// shorter than twice the minimum starting deadline, half the interval, at
-/// least 1 second.
+/// Returns the shortest interval minus the starting deadline, so a run that
+/// starts as late as allowed still ends before the next run is due. When
+/// that is less than half the interval, returns half the interval, at least
+/// 1 second.
 pub fn active_deadline_for(interval: Option<SignedDuration>, starting_deadline: i64) -> i64 {
     let Some(interval) = interval else {
         return MAX_STARTING_DEADLINE_SECONDS;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::Diagnostic as Problem;
 use crate::spec::Spec;
 
-/// Where the job's container sits in the CronJob, as a JSON pointer.
+/// The JSON pointer of the job's container in the CronJob.
 const CONTAINER_POINTER: &str = "/spec/jobTemplate/spec/template/spec/containers/0";
 
 /// Merges the fragments of `spec` into `cronjob` and returns the result.
@@ -114,7 +114,7 @@ fn unknown_field_problem(pointer: &str) -> Problem {
     Problem::new(
         format!("{table}.{field}"),
         format!("unknown field `{name}` in the CronJob"),
-        "check the spelling and nesting against the Kubernetes API reference; field names are camelCase",
+        "check the spelling and nesting against the Kubernetes API reference, where field names are camelCase",
     )
 }
 

@@ -21,7 +21,7 @@ use crate::spec::Spec;
 pub struct Diagnostic {
     /// Dotted kuul.toml key, such as `job.active_deadline_seconds`.
     pub key: String,
-    /// What is wrong, naming the bad value in backticks.
+    /// The problem, naming the bad value in backticks.
     pub message: String,
     /// How to fix it.
     pub hint: String,

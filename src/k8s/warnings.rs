@@ -199,7 +199,7 @@ fn check_resources(pod: &core::PodSpec, spec: &Spec, warnings: &mut Vec<Diagnost
             format!(
                 "kuul.toml sets no resource requests or limits, so kuul's defaults apply: requests cpu `{cpu_request}` and memory `{memory_request}`, limits cpu `{cpu_limit}` and memory `{memory_limit}`"
             ),
-            "set `[resources.requests]` and `[resources.limits]` to what the job needs; a job above its memory limit is killed",
+            "set `[resources.requests]` and `[resources.limits]` to what the job needs, because a job above its memory limit is killed",
         ));
     }
 
@@ -288,11 +288,11 @@ fn check_security(pod: &core::PodSpec, spec: &Spec, warnings: &mut Vec<Diagnosti
     }
 }
 
-fn weakened(key: String, what: &str) -> Diagnostic {
+fn weakened(key: String, weakness: &str) -> Diagnostic {
     Diagnostic::new(
         key,
-        format!("{what}, so the pod no longer meets the Pod Security Standards `restricted` profile"),
-        "remove the setting unless the job needs it; namespaces that enforce `restricted` reject the pod",
+        format!("{weakness}, so the pod no longer meets the Pod Security Standards `restricted` profile"),
+        "remove the setting unless the job needs it, because namespaces that enforce `restricted` reject the pod",
     )
 }
 

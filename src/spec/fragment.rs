@@ -17,7 +17,7 @@ const TOML_DATETIME_KEY: &str = "$__toml_private_datetime";
 enum Instead {
     /// Set this kuul.toml key.
     Key(&'static str),
-    /// The field cannot be set; the text says why.
+    /// The field cannot be set, for the reason given.
     Fixed(&'static str),
 }
 

@@ -43,7 +43,7 @@ pub(super) fn check_job_settings(job: &Job, path: &KeyPath, findings: &mut Findi
             findings.add(
                 &path.key(key),
                 format!("negative value `{value}`"),
-                "use 0 or more; Kubernetes rejects negative values",
+                "use 0 or more, because Kubernetes rejects negative values",
             );
         }
     }

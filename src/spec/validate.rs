@@ -106,8 +106,8 @@ fn check_schedule(expr: &str, path: &KeyPath, findings: &mut Findings) {
         }
     };
 
-    // Kubernetes raises a zero or negative `@every` to one second. Nobody
-    // means that, so kuul rejects it.
+    // Kubernetes raises a zero or negative `@every` to one second. A job
+    // that runs every second is almost never intended, so kuul rejects it.
     for warning in schedule.warnings() {
         if let schedule::ScheduleWarning::EveryNotPositive { .. } = warning {
             findings.add(path, format!("invalid schedule `{expr}`: {warning}"), warning.hint());
