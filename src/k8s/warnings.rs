@@ -39,7 +39,7 @@ pub fn warnings(cronjob: &CronJob, spec: &Spec, now: Timestamp) -> Vec<Diagnosti
     let interval = schedule.min_interval();
 
     for warning in schedule.warnings() {
-        if !matches!(warning, schedule::ScheduleWarning::EveryNotPositive { .. }) {
+        if !warning.is_error() {
             warnings.push(Diagnostic::new("job.schedule", warning.to_string(), warning.hint()));
         }
     }

@@ -42,9 +42,19 @@ pub enum ScheduleWarning {
     /// robfig/cron also raises a zero or negative duration to one second.
     #[error("`@every` duration `{text}` is not positive, so the job runs every second")]
     EveryNotPositive { text: String },
+    /// robfig/cron drops empty list items, so a field of commas alone
+    /// matches no value and the schedule never runs.
+    #[error("the {field} field `{text}` lists no value, so the job never runs")]
+    EmptyField { field: &'static str, text: String },
 }
 
 impl ScheduleWarning {
+    /// Returns whether kuul rejects the form although Kubernetes accepts
+    /// it: a zero or negative `@every`, or a field that lists no value.
+    pub fn is_error(&self) -> bool {
+        matches!(self, ScheduleWarning::EveryNotPositive { .. } | ScheduleWarning::EmptyField { .. })
+    }
+
     /// Returns the fix to show on the `hint:` line.
     pub fn hint(&self) -> String {
         match self {
@@ -52,6 +62,7 @@ impl ScheduleWarning {
             ScheduleWarning::EverySubSecond { .. } | ScheduleWarning::EveryNotPositive { .. } => {
                 "write a duration of at least one second, such as `@every 90s`".to_owned()
             }
+            ScheduleWarning::EmptyField { .. } => "list at least one value, or write `*`".to_owned(),
         }
     }
 }
@@ -266,10 +277,17 @@ fn parse_field(
     warnings: &mut Vec<ScheduleWarning>,
 ) -> Result<ParsedField, ScheduleError> {
     let mut field = ParsedField { bits: 0, unrestricted: false };
-    for expr in text.split(',') {
+
+    // robfig/cron splits with `strings.FieldsFunc`, which drops empty items,
+    // so `1,,2` is `1,2` and `,` is an empty list.
+    for expr in text.split(',').filter(|expr| !expr.is_empty()) {
         let (range_bits, is_star) = parse_range(expr, spec, warnings)?;
         field.bits |= range_bits;
         field.unrestricted |= is_star;
+    }
+
+    if field.bits == 0 {
+        warnings.push(ScheduleWarning::EmptyField { field: spec.name, text: text.to_owned() });
     }
     Ok(field)
 }
@@ -679,7 +697,9 @@ mod tests {
         ("-1 * * * *", Err("invalid minute value ``")),
         ("* * * JANUARY *", Err("invalid month value `JANUARY`")),
         ("* * * * MONDAY", Err("invalid day-of-week value")),
-        (",* * * * *", Err("invalid minute value ``")),
+        (",* * * * *", Ok(())),
+        ("1,,2 * * * *", Ok(())),
+        (", * * * *", Ok(())),
         ("@reboot", Err("unknown macro `@reboot`")),
         ("@Daily", Err("unknown macro")),
         ("@daily ", Err("unknown macro")),

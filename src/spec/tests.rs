@@ -308,6 +308,11 @@ fn schedule_time_zone_prefix() {
 }
 
 #[test]
+fn schedule_empty_field() {
+    assert_job_rejected("schedule", "\"0 0 * * ,\"", "lists no value");
+}
+
+#[test]
 fn schedule_every_not_positive() {
     assert_job_rejected("schedule", "\"@every 0s\"", "not positive");
 }

@@ -106,10 +106,10 @@ fn check_schedule(expr: &str, path: &KeyPath, findings: &mut Findings) {
         }
     };
 
-    // Kubernetes raises a zero or negative `@every` to one second. A job
-    // that runs every second is almost never intended, so kuul rejects it.
+    // Kubernetes accepts these, but the job then runs every second or never,
+    // which is almost never intended, so kuul rejects them.
     for warning in schedule.warnings() {
-        if let schedule::ScheduleWarning::EveryNotPositive { .. } = warning {
+        if warning.is_error() {
             findings.add(path, format!("invalid schedule `{expr}`: {warning}"), warning.hint());
         }
     }
