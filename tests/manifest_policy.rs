@@ -1,7 +1,10 @@
 //! The CronJob policy through the library's public API: errors that the API
 //! server would raise after the `[kubernetes]` fragments are merged, and
 //! the warnings about settings it accepts but that break periodic jobs.
-//! Every warning must name the kuul.toml key to change.
+//! Every warning must name the kuul.toml key to change, and every accepted
+//! manifest must pass `kubernetes-validate --strict`.
+
+mod support;
 
 use std::path::Path;
 
@@ -41,8 +44,12 @@ fn try_render(text: &str) -> Result<Rendered, ManifestError> {
     render(&spec(text), IMAGE, &["/job/run.sh".to_owned()], now)
 }
 
+/// Renders `text`, which must be accepted, and checks the manifest with
+/// `kubernetes-validate --strict`, as every manifest kuul emits must pass.
 fn rendered(text: &str) -> Rendered {
-    try_render(text).unwrap_or_else(|error| panic!("manifest rejected:\n{error}"))
+    let rendered = try_render(text).unwrap_or_else(|error| panic!("manifest rejected:\n{error}"));
+    support::kubernetes_validate(&kuul::k8s::to_yaml(&rendered.cronjob));
+    rendered
 }
 
 fn warnings(text: &str) -> Vec<Diagnostic> {
