@@ -1,8 +1,8 @@
 //! Compares kuul's schedule parser and run times with robfig/cron v3, the
 //! library that the Kubernetes API server and CronJob controller use. A
 //! small Go program (`tests/robfig/main.go`) is built against Debian's
-//! golang-github-robfig-cron-dev and answers the same questions: is the
-//! schedule accepted, and when are the next runs in a given time zone.
+//! golang-github-robfig-cron-dev and computes the same results: whether the
+//! schedule is accepted, and the next runs in a given time zone.
 //! The run times cover daylight saving changes in zones with unusual rules.
 
 mod support;
@@ -49,7 +49,7 @@ fn reference_program() -> &'static Path {
     program
 }
 
-/// One question: the schedule, the time zone, the start and how many runs.
+/// One case: the schedule, the time zone, the start and how many runs.
 struct Case {
     schedule: String,
     zone: String,
@@ -63,8 +63,8 @@ impl Case {
     }
 }
 
-/// Returns the reference program's answer to each case, one line each.
-fn robfig_answers(cases: &[Case]) -> Vec<String> {
+/// Returns the reference program's output line for each case.
+fn robfig_results(cases: &[Case]) -> Vec<String> {
     let mut input = String::new();
     for case in cases {
         input.push_str(&format!("{}\t{}\t{}\t{}\n", case.schedule, case.zone, case.start, case.count));
@@ -80,19 +80,19 @@ fn robfig_answers(cases: &[Case]) -> Vec<String> {
     let output = child.wait_with_output().expect("wait for the reference program");
 
     assert!(output.status.success(), "reference program failed: {}", String::from_utf8_lossy(&output.stderr));
-    let answers: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
-    assert_eq!(answers.len(), cases.len(), "one answer per case");
-    answers
+    let results: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(results.len(), cases.len(), "one result per case");
+    results
 }
 
-/// Returns kuul's answer in the reference program's format.
-fn kuul_answer(case: &Case) -> String {
+/// Returns kuul's result in the reference program's output format.
+fn kuul_result(case: &Case) -> String {
     let Ok(schedule) = kuul::spec::schedule::parse(&case.schedule) else {
         return "rejected".to_owned();
     };
     let runs = schedule.next_runs(&case.zone, case.start, case.count).expect("known time zone");
 
-    let mut answer = "runs".to_owned();
+    let mut result = "runs".to_owned();
     for run in runs {
         let text = run.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
         // Go's RFC 3339 format writes a zero offset as `Z`.
@@ -100,18 +100,18 @@ fn kuul_answer(case: &Case) -> String {
             Some(local) => format!("{local}Z"),
             None => text,
         };
-        answer.push(' ');
-        answer.push_str(&text);
+        result.push(' ');
+        result.push_str(&text);
     }
-    answer
+    result
 }
 
-fn assert_same_answers(cases: &[Case]) {
-    let expected = robfig_answers(cases);
+fn assert_same_results(cases: &[Case]) {
+    let expected = robfig_results(cases);
 
     let mut mismatches = Vec::new();
     for (case, robfig) in cases.iter().zip(&expected) {
-        let kuul = kuul_answer(case);
+        let kuul = kuul_result(case);
         if &kuul != robfig {
             mismatches.push(format!(
                 "`{}` in {} after {}:\n  robfig: {robfig}\n  kuul:   {kuul}",
@@ -206,7 +206,7 @@ fn grammar_matches_robfig() {
     let start: Timestamp = "2026-01-01T00:00:00Z".parse().expect("valid timestamp");
     let cases: Vec<Case> = GRAMMAR.iter().map(|schedule| Case::new(schedule, "Etc/UTC", start, 3)).collect();
 
-    assert_same_answers(&cases);
+    assert_same_results(&cases);
 }
 
 /// Zones with daylight saving rules that stress the algorithm: the usual
@@ -259,5 +259,5 @@ fn dst_runs_match_robfig() {
         }
     }
 
-    assert_same_answers(&cases);
+    assert_same_results(&cases);
 }
