@@ -24,6 +24,11 @@ const POD_KEY: &str = "kubernetes.cronjob.spec.jobTemplate.spec.template.spec";
 
 /// Returns every rule the final `cronjob` breaks. `image` is the pinned
 /// reference that the job's container must run.
+///
+/// NOTE: these are the API server's rules for metadata, the CronJob and Job
+/// fields, the restart policy and resources. Other pod fields that a
+/// fragment can set (volumes, probes, environment variable names) are only
+/// type-checked by the merge, so the API server may still reject them.
 pub fn errors(cronjob: &CronJob, image: &str) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
 
