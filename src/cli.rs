@@ -108,6 +108,16 @@ pub struct CheckArgs {
     /// How many upcoming run times to print.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub runs: usize,
+
+    /// Exit with status 1 when there are warnings, not only on errors, for
+    /// CI.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// List the runs after this instant instead of now, such as
+    /// `2027-03-27T00:00:00Z` to see a daylight saving time change.
+    #[arg(long, value_name = "RFC3339")]
+    pub from: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Args)]

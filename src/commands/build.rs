@@ -3,6 +3,7 @@
 use anyhow::Context;
 use serde_json::json;
 
+use super::diagnostics::render_with_warnings;
 use super::{StderrReporter, build_options, human_bytes, short_digest};
 use crate::build::Build;
 use crate::cli::{BuildArgs, SummaryFormat};
@@ -13,6 +14,11 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     eprintln!("building {}", job_dir.display());
     let build = crate::build::build(job_dir, &options, &StderrReporter)
         .with_context(|| format!("failed to build `{}`", job_dir.display()))?;
+
+    // The CronJob is written by `publish`, but its errors and warnings are
+    // known now.
+    let pending_image = format!("{}:{}@{}", build.spec.repository(), build.tag, build.image.manifest.digest);
+    render_with_warnings(&build.spec, &pending_image, &build.command)?;
 
     if let Some(tarball) = &args.tarball {
         let repo_tag = format!("{}:{}", build.spec.repository(), build.tag);

@@ -4,6 +4,7 @@
 
 mod build;
 mod check;
+mod diagnostics;
 mod init;
 mod manifest;
 mod publish;

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use serde_json::json;
 
+use super::diagnostics::render_with_warnings;
 use super::{StderrReporter, build_options, human_bytes};
 use crate::cli::{ManifestFormat, PublishArgs};
 use crate::registry::{PushOptions, Target, push};
@@ -20,6 +21,11 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     let build = crate::build::build(job_dir, &options, &StderrReporter)
         .with_context(|| format!("failed to build `{}`", job_dir.display()))?;
 
+    // Check the manifest before pushing, so a fragment error does not leave
+    // a pushed image without a CronJob.
+    let pending_image = target.pinned(&build.image.manifest.digest);
+    crate::k8s::render(&build.spec, &pending_image, &build.command, jiff::Timestamp::now())?;
+
     eprintln!("pushing to {target}");
     let push_options = PushOptions { insecure_registries: args.insecure_registries.clone(), ..Default::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -34,7 +40,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         outcome.blobs_skipped,
     );
 
-    let cronjob = crate::k8s::manifest::cronjob(&build.spec, &outcome.reference, &build.command);
+    let cronjob = render_with_warnings(&build.spec, &outcome.reference, &build.command)?.cronjob;
     let rendered = match args.output {
         ManifestFormat::Yaml => crate::k8s::manifest::to_yaml(&cronjob),
         ManifestFormat::Json => {

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
+use super::defaults;
 use crate::spec::{self, POOL_LABEL, Spec};
 
 /// The label that names the job on the CronJob, its Jobs and their pods.
@@ -21,17 +22,12 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The value of [`MANAGED_BY_LABEL`].
 pub const MANAGER: &str = "kuul";
 
-/// How many finished Jobs of each outcome the controller keeps.
-pub const HISTORY_LIMIT: i32 = 3;
+/// How many finished Jobs of each outcome the controller keeps by default.
+pub const HISTORY_LIMIT: i32 = super::defaults::HISTORY_LIMIT;
 
-/// How many times a failed run is retried, each retry in a new pod.
-pub const BACKOFF_LIMIT: i32 = 2;
-
-/// The deadline, in seconds after its scheduled time, for starting a missed
-/// run.
-// TODO: derive it as min(3600, half the shortest interval between runs) once
-// `spec::schedule` can compute that interval.
-pub const STARTING_DEADLINE_SECONDS: i64 = 300;
+/// How many times a failed run is retried by default, each retry in a new
+/// pod.
+pub const BACKOFF_LIMIT: i32 = super::defaults::BACKOFF_LIMIT;
 
 /// The name of the emptyDir volume mounted at [`TMP_PATH`].
 pub const TMP_VOLUME: &str = "tmp";
@@ -40,7 +36,9 @@ pub const TMP_VOLUME: &str = "tmp";
 /// read-only.
 pub const TMP_PATH: &str = "/tmp";
 
-/// Builds the CronJob that runs `image` on the schedule in `spec`.
+/// Builds the CronJob that runs `image` on the schedule in `spec`, with the
+/// settings of [`defaults::job_settings`] and without the `[kubernetes]`
+/// fragments; [`super::render`] merges and checks those.
 ///
 /// `image` is the pinned reference `registry/repository:tag@sha256:…`, and
 /// `command` is the argv with paths already resolved inside the image. The
@@ -48,12 +46,15 @@ pub const TMP_PATH: &str = "/tmp";
 pub fn cronjob(spec: &Spec, image: &str, command: &[String]) -> CronJob {
     let job = &spec.job;
     let labels = labels(&job.name);
+    let settings = defaults::job_settings(spec);
 
     let job_template = JobTemplateSpec {
         metadata: Some(meta::ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
         spec: Some(JobSpec {
-            backoff_limit: Some(BACKOFF_LIMIT),
-            template: pod_template(spec, image, command, &labels),
+            backoff_limit: Some(settings.backoff_limit),
+            active_deadline_seconds: Some(settings.active_deadline_seconds),
+            ttl_seconds_after_finished: settings.ttl_seconds_after_finished,
+            template: pod_template(spec, image, command, &labels, &settings.restart_policy),
             ..Default::default()
         }),
     };
@@ -63,12 +64,12 @@ pub fn cronjob(spec: &Spec, image: &str, command: &[String]) -> CronJob {
         spec: Some(CronJobSpec {
             schedule: job.schedule.clone(),
             time_zone: Some(job.timezone.clone()),
-            concurrency_policy: Some("Forbid".to_owned()),
-            starting_deadline_seconds: Some(STARTING_DEADLINE_SECONDS),
-            successful_jobs_history_limit: Some(HISTORY_LIMIT),
-            failed_jobs_history_limit: Some(HISTORY_LIMIT),
+            concurrency_policy: Some(settings.concurrency_policy),
+            starting_deadline_seconds: Some(settings.starting_deadline_seconds),
+            successful_jobs_history_limit: Some(settings.successful_jobs_history_limit),
+            failed_jobs_history_limit: Some(settings.failed_jobs_history_limit),
+            suspend: settings.suspend,
             job_template,
-            ..Default::default()
         }),
         status: None,
     }
@@ -103,12 +104,13 @@ fn pod_template(
     image: &str,
     command: &[String],
     labels: &BTreeMap<String, String>,
+    restart_policy: &str,
 ) -> core::PodTemplateSpec {
     let user = image_user(&spec.image);
     let placement = &spec.placement;
 
     let pod = core::PodSpec {
-        restart_policy: Some("Never".to_owned()),
+        restart_policy: Some(restart_policy.to_owned()),
         automount_service_account_token: Some(false),
         security_context: Some(pod_security_context(user)),
         containers: vec![container(spec, image, command, user)],
@@ -143,7 +145,7 @@ fn container(spec: &Spec, image: &str, command: &[String], user: ImageUser) -> c
         command: Some(command.to_vec()),
         env: non_empty_vec(env),
         working_dir: Some(spec.image.workdir.clone()),
-        resources: resources(&spec.resources),
+        resources: Some(resources(spec)),
         security_context: Some(container_security_context(user)),
         volume_mounts: Some(vec![core::VolumeMount {
             name: TMP_VOLUME.to_owned(),
@@ -198,26 +200,20 @@ fn runtime_default_seccomp() -> core::SeccompProfile {
     core::SeccompProfile { type_: "RuntimeDefault".to_owned(), localhost_profile: None }
 }
 
-/// Converts `[resources]`, or returns `None` when it sets no quantity.
-fn resources(resources: &spec::Resources) -> Option<core::ResourceRequirements> {
-    let requests = resource_list(&resources.requests);
-    let limits = resource_list(&resources.limits);
-    if requests.is_none() && limits.is_none() {
-        return None;
-    }
+/// Converts `[resources]`, with [`defaults::resources`] filling in each
+/// value it leaves out, so the container always has CPU and memory requests
+/// and limits.
+fn resources(spec: &Spec) -> core::ResourceRequirements {
+    let values = defaults::resources(spec);
+    let list = |(cpu, memory): (String, String)| {
+        BTreeMap::from([("cpu".to_owned(), Quantity(cpu)), ("memory".to_owned(), Quantity(memory))])
+    };
 
-    Some(core::ResourceRequirements { requests, limits, claims: None })
-}
-
-fn resource_list(list: &spec::ResourceList) -> Option<BTreeMap<String, Quantity>> {
-    let mut quantities = BTreeMap::new();
-    if let Some(cpu) = &list.cpu {
-        quantities.insert("cpu".to_owned(), Quantity(cpu.clone()));
+    core::ResourceRequirements {
+        requests: Some(list(values.requests)),
+        limits: Some(list(values.limits)),
+        claims: None,
     }
-    if let Some(memory) = &list.memory {
-        quantities.insert("memory".to_owned(), Quantity(memory.clone()));
-    }
-    non_empty_map(quantities)
 }
 
 /// Merges `placement.node_selector` with the pool label. The pool wins when
@@ -432,9 +428,33 @@ mod tests {
         assert_eq!(at(&manifest, "/spec/concurrencyPolicy"), "Forbid");
         assert_eq!(at(&manifest, "/spec/successfulJobsHistoryLimit"), 3);
         assert_eq!(at(&manifest, "/spec/failedJobsHistoryLimit"), 3);
-        assert_eq!(at(&manifest, "/spec/startingDeadlineSeconds"), 300);
+        assert_eq!(at(&manifest, "/spec/startingDeadlineSeconds"), 3600);
+        assert_eq!(at(&manifest, "/spec/jobTemplate/spec/activeDeadlineSeconds"), 82800);
         assert_eq!(at(&manifest, "/spec/jobTemplate/spec/backoffLimit"), 2);
         assert_eq!(at(&manifest, &format!("{POD}/restartPolicy")), "Never");
+        assert_eq!(manifest.pointer("/spec/suspend"), None);
+        assert_eq!(manifest.pointer("/spec/jobTemplate/spec/ttlSecondsAfterFinished"), None);
+    }
+
+    #[test]
+    fn cronjob_spec_explicit_settings() {
+        let spec = parse_spec(
+            "concurrency_policy = \"Replace\"\nstarting_deadline_seconds = 120\nactive_deadline_seconds = 900\n\
+             backoff_limit = 0\nsuccessful_jobs_history_limit = 1\nfailed_jobs_history_limit = 5\n\
+             restart_policy = \"OnFailure\"\nttl_seconds_after_finished = 600\nsuspend = true\n",
+        );
+
+        let manifest = manifest_json(&spec);
+
+        assert_eq!(at(&manifest, "/spec/concurrencyPolicy"), "Replace");
+        assert_eq!(at(&manifest, "/spec/startingDeadlineSeconds"), 120);
+        assert_eq!(at(&manifest, "/spec/successfulJobsHistoryLimit"), 1);
+        assert_eq!(at(&manifest, "/spec/failedJobsHistoryLimit"), 5);
+        assert_eq!(at(&manifest, "/spec/suspend"), true);
+        assert_eq!(at(&manifest, "/spec/jobTemplate/spec/activeDeadlineSeconds"), 900);
+        assert_eq!(at(&manifest, "/spec/jobTemplate/spec/backoffLimit"), 0);
+        assert_eq!(at(&manifest, "/spec/jobTemplate/spec/ttlSecondsAfterFinished"), 600);
+        assert_eq!(at(&manifest, &format!("{POD}/restartPolicy")), "OnFailure");
     }
 
     #[test]
@@ -478,7 +498,6 @@ mod tests {
         let manifest = manifest_json(&parse_spec(""));
 
         assert_eq!(manifest.pointer(&format!("{CONTAINER}/env")), None);
-        assert_eq!(manifest.pointer(&format!("{CONTAINER}/resources")), None);
         assert_eq!(manifest.pointer(&format!("{POD}/nodeSelector")), None);
         assert_eq!(manifest.pointer(&format!("{POD}/tolerations")), None);
         assert_eq!(manifest.pointer(&format!("{POD}/affinity")), None);
@@ -494,18 +513,20 @@ mod tests {
 
         let expected = json!({
             "requests": {"cpu": "250m", "memory": "128Mi"},
-            "limits": {"memory": "1e9"},
+            "limits": {"cpu": "500m", "memory": "1e9"},
         });
         assert_eq!(at(&manifest, &format!("{CONTAINER}/resources")), &expected);
     }
 
     #[test]
-    fn resources_without_limits_omit_limits() {
-        let spec = parse_spec("[resources]\nrequests = { cpu = \"1\" }\n");
+    fn resources_default_when_unset() {
+        let manifest = manifest_json(&parse_spec(""));
 
-        let manifest = manifest_json(&spec);
-
-        assert_eq!(at(&manifest, &format!("{CONTAINER}/resources")), &json!({"requests": {"cpu": "1"}}));
+        let expected = json!({
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        });
+        assert_eq!(at(&manifest, &format!("{CONTAINER}/resources")), &expected);
     }
 
     #[test]

@@ -4,15 +4,20 @@
 //! I/O. Every table rejects unknown keys, and every validation error carries
 //! the dotted key path so the renderer can point at the line in the file.
 
+mod fragment;
 mod locate;
 pub mod names;
 mod placement;
 pub mod quantity;
 pub mod schedule;
+mod settings;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+
+pub use settings::{CONCURRENCY_POLICIES, RESTART_POLICIES};
+pub use validate::MAX_JOB_NAME_LENGTH;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +49,8 @@ pub struct Spec {
     pub resources: Resources,
     #[serde(default)]
     pub placement: Placement,
+    #[serde(default)]
+    pub kubernetes: Kubernetes,
 }
 
 impl Spec {
@@ -76,6 +83,28 @@ pub struct Job {
     /// Environment variables for the container.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+
+    // The CronJob and Job settings below keep their Kubernetes names in
+    // snake_case. `None` means kuul's default; `k8s::defaults` derives it.
+    /// `Allow`, `Forbid` or `Replace`.
+    pub concurrency_policy: Option<String>,
+    /// Seconds after the scheduled time during which a missed run may
+    /// still start.
+    pub starting_deadline_seconds: Option<i64>,
+    /// Seconds a run (all its retries together) may take before Kubernetes
+    /// stops it.
+    pub active_deadline_seconds: Option<i64>,
+    /// Retries of a failed run.
+    pub backoff_limit: Option<i32>,
+    pub successful_jobs_history_limit: Option<i32>,
+    pub failed_jobs_history_limit: Option<i32>,
+    /// `Never` or `OnFailure`.
+    pub restart_policy: Option<String>,
+    /// Seconds after a run finishes before Kubernetes deletes its Job; no
+    /// deletion by age when absent.
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// Whether the controller starts no new runs.
+    pub suspend: Option<bool>,
 }
 
 /// `job.command`, written either as a single string or as an array.
@@ -204,6 +233,18 @@ pub struct Resources {
 pub struct ResourceList {
     pub cpu: Option<String>,
     pub memory: Option<String>,
+}
+
+/// The `[kubernetes]` table: fragments merged into the generated manifest,
+/// for fields that kuul.toml has no key for. Each is a table in the API's
+/// camelCase shape, applied with JSON merge patch semantics.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kubernetes {
+    /// Merged into the whole CronJob.
+    pub cronjob: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Merged into the job's container.
+    pub container: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The `[placement]` table: which nodes may run the job.

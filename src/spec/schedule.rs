@@ -7,26 +7,68 @@
 //! comma-separated list of `*`, `?`, `a`, `a-b`, `*/n`, `a-b/n` or `a/n`
 //! (from `a` to the field's maximum). Months and weekdays also take
 //! three-letter English names in any case. Quartz extensions (`L`, `W`,
-//! `#`), weekday `7` and a `TZ=` prefix are rejected, as Kubernetes rejects
-//! them.
+//! `#`), weekday `7` and any `TZ` in the schedule are rejected, as
+//! Kubernetes rejects them.
+//!
+//! [`parse`] accepts exactly what the API server accepts. A few accepted
+//! forms are almost certainly mistakes; [`Schedule::warnings`] lists them.
 
-use jiff::civil::{Date, DateTime};
-use jiff::tz::{AmbiguousOffset, TimeZone};
-use jiff::{Timestamp, Zoned};
+mod calendar;
+mod next;
 
-/// How many years ahead [`Schedule::next_after`] searches. February 29
-/// occurs at least once in any 8 consecutive years, so every day that can
-/// occur is found.
-const SEARCH_YEARS: i16 = 9;
+pub use calendar::{DstChange, DstChangeKind};
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, Zoned};
 
 /// A parsed cron schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
     kind: Kind,
+    warnings: Vec<ScheduleWarning>,
+}
+
+/// A form that Kubernetes accepts but that does not do what it seems to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleWarning {
+    /// robfig/cron reads `*-5` as `*` and ignores the rest.
+    #[error("`{expr}` in the {field} field means `*`: Kubernetes ignores the part after `*`")]
+    StarRange { field: &'static str, expr: String },
+    /// robfig/cron raises an `@every` duration below one second to one
+    /// second.
+    #[error("`@every` duration `{text}` is below one second, so the job runs every second")]
+    EverySubSecond { text: String },
+    /// robfig/cron also raises a zero or negative duration to one second.
+    #[error("`@every` duration `{text}` is not positive, so the job runs every second")]
+    EveryNotPositive { text: String },
+    /// robfig/cron drops empty list items, so a field of commas alone
+    /// matches no value and the schedule never runs.
+    #[error("the {field} field `{text}` lists no value, so the job never runs")]
+    EmptyField { field: &'static str, text: String },
+}
+
+impl ScheduleWarning {
+    /// Returns whether kuul rejects the form although Kubernetes accepts
+    /// it: a zero or negative `@every`, or a field that lists no value.
+    pub fn is_error(&self) -> bool {
+        matches!(self, ScheduleWarning::EveryNotPositive { .. } | ScheduleWarning::EmptyField { .. })
+    }
+
+    /// Returns the fix to show on the `hint:` line.
+    pub fn hint(&self) -> String {
+        match self {
+            ScheduleWarning::StarRange { .. } => "write `*` for every value, or a range such as `0-5`".to_owned(),
+            ScheduleWarning::EverySubSecond { .. } | ScheduleWarning::EveryNotPositive { .. } => {
+                "write a duration of at least one second, such as `@every 90s`".to_owned()
+            }
+            ScheduleWarning::EmptyField { .. } => "list at least one value, or write `*`".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Fields(Fields),
     /// `@every`: whole seconds, at least 1.
     Every {
@@ -36,7 +78,7 @@ enum Kind {
 
 /// Bit sets of the allowed values: bit `n` is set when value `n` matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Fields {
+pub(crate) struct Fields {
     minute: u64,
     hour: u64,
     day_of_month: u64,
@@ -53,7 +95,9 @@ struct Fields {
 pub enum ScheduleError {
     #[error("empty schedule")]
     Empty,
-    #[error("time zone prefix in schedule `{expr}`")]
+    /// Kubernetes rejects any `TZ` in the schedule, such as a `TZ=` or
+    /// `CRON_TZ=` prefix.
+    #[error("time zone in schedule `{expr}`: Kubernetes rejects `TZ` and `CRON_TZ` in the schedule")]
     TimeZonePrefix { expr: String },
     #[error("expected 5 fields (minute, hour, day of month, month, day of week), found {found} in `{expr}`")]
     FieldCount { expr: String, found: usize },
@@ -73,6 +117,8 @@ pub enum ScheduleError {
     UnknownMacro { name: String },
     #[error("invalid `@every` duration `{text}`")]
     InvalidDuration { text: String },
+    /// Not returned by [`parse`], which accepts such durations as
+    /// Kubernetes does and reports [`ScheduleWarning::EveryNotPositive`].
     #[error("`@every` duration `{text}` is not positive")]
     NonPositiveDuration { text: String },
     #[error("unknown time zone `{name}`")]
@@ -87,7 +133,7 @@ impl ScheduleError {
                 "write five fields such as `30 2 * * *` (02:30 every day) or a macro such as `@daily`".to_owned()
             }
             ScheduleError::TimeZonePrefix { .. } => {
-                "remove the prefix and set `job.timezone` instead".to_owned()
+                "remove the time zone from the schedule and set `job.timezone` instead, such as `timezone = \"Europe/Berlin\"`".to_owned()
             }
             ScheduleError::Unsupported { .. } => {
                 "Kubernetes has no `L`, `W` or `#`: list the days instead, such as `1-7` with a weekday".to_owned()
@@ -158,7 +204,8 @@ fn field_spec(name: &str) -> &'static FieldSpec {
     [&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK].into_iter().find(|spec| spec.name == name).unwrap_or(&MINUTE)
 }
 
-/// Parses a schedule as Kubernetes does.
+/// Parses a schedule as the Kubernetes API server does: with robfig/cron
+/// v3's `ParseStandard`, after rejecting any `TZ` in the text.
 ///
 /// Surrounding whitespace is an error for macros, as in robfig/cron, and
 /// fields may be separated by any run of whitespace.
@@ -166,7 +213,7 @@ pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
     if expr.trim().is_empty() {
         return Err(ScheduleError::Empty);
     }
-    if expr.starts_with("TZ=") || expr.starts_with("CRON_TZ=") {
+    if expr.contains("TZ") {
         return Err(ScheduleError::TimeZonePrefix { expr: expr.to_owned() });
     }
     if expr.starts_with('@') {
@@ -178,29 +225,29 @@ pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
         return Err(ScheduleError::FieldCount { expr: expr.to_owned(), found: fields.len() });
     };
 
-    let (minute, _) = parse_field(minute, &MINUTE)?;
-    let (hour, _) = parse_field(hour, &HOUR)?;
-    let (day_of_month, day_of_month_unrestricted) = parse_field(day_of_month, &DAY_OF_MONTH)?;
-    let (month, _) = parse_field(month, &MONTH)?;
-    let (day_of_week, day_of_week_unrestricted) = parse_field(day_of_week, &DAY_OF_WEEK)?;
+    let mut warnings = Vec::new();
+    let minute = parse_field(minute, &MINUTE, &mut warnings)?;
+    let hour = parse_field(hour, &HOUR, &mut warnings)?;
+    let day_of_month = parse_field(day_of_month, &DAY_OF_MONTH, &mut warnings)?;
+    let month = parse_field(month, &MONTH, &mut warnings)?;
+    let day_of_week = parse_field(day_of_week, &DAY_OF_WEEK, &mut warnings)?;
 
-    Ok(Schedule {
-        kind: Kind::Fields(Fields {
-            minute,
-            hour,
-            day_of_month,
-            month,
-            day_of_week,
-            day_of_month_unrestricted,
-            day_of_week_unrestricted,
-        }),
-    })
+    let fields = Fields {
+        minute: minute.bits,
+        hour: hour.bits,
+        day_of_month: day_of_month.bits,
+        month: month.bits,
+        day_of_week: day_of_week.bits,
+        day_of_month_unrestricted: day_of_month.unrestricted,
+        day_of_week_unrestricted: day_of_week.unrestricted,
+    };
+    Ok(Schedule { kind: Kind::Fields(fields), warnings })
 }
 
 fn parse_macro(expr: &str) -> Result<Schedule, ScheduleError> {
     if let Some(duration) = expr.strip_prefix("@every ") {
-        let seconds = parse_every_duration(duration)?;
-        return Ok(Schedule { kind: Kind::Every { seconds } });
+        let (seconds, warning) = parse_every_duration(duration)?;
+        return Ok(Schedule { kind: Kind::Every { seconds }, warnings: warning.into_iter().collect() });
     }
 
     let equivalent = match expr {
@@ -216,20 +263,40 @@ fn parse_macro(expr: &str) -> Result<Schedule, ScheduleError> {
     parse(equivalent)
 }
 
-/// Parses one field into a bit set, and whether it leaves the field
-/// unrestricted for robfig's day-matching rule.
-fn parse_field(text: &str, spec: &FieldSpec) -> Result<(u64, bool), ScheduleError> {
-    let mut bits = 0;
-    let mut unrestricted = false;
-    for expr in text.split(',') {
-        let (range_bits, is_star) = parse_range(expr, spec)?;
-        bits |= range_bits;
-        unrestricted |= is_star;
-    }
-    Ok((bits, unrestricted))
+/// One parsed field.
+struct ParsedField {
+    bits: u64,
+    /// Whether the field is `*` or `?` without a step above 1, which
+    /// matters for robfig's day-matching rule.
+    unrestricted: bool,
 }
 
-fn parse_range(expr: &str, spec: &FieldSpec) -> Result<(u64, bool), ScheduleError> {
+fn parse_field(
+    text: &str,
+    spec: &FieldSpec,
+    warnings: &mut Vec<ScheduleWarning>,
+) -> Result<ParsedField, ScheduleError> {
+    let mut field = ParsedField { bits: 0, unrestricted: false };
+
+    // robfig/cron splits with `strings.FieldsFunc`, which drops empty items,
+    // so `1,,2` is `1,2` and `,` is an empty list.
+    for expr in text.split(',').filter(|expr| !expr.is_empty()) {
+        let (range_bits, is_star) = parse_range(expr, spec, warnings)?;
+        field.bits |= range_bits;
+        field.unrestricted |= is_star;
+    }
+
+    if field.bits == 0 {
+        warnings.push(ScheduleWarning::EmptyField { field: spec.name, text: text.to_owned() });
+    }
+    Ok(field)
+}
+
+fn parse_range(
+    expr: &str,
+    spec: &FieldSpec,
+    warnings: &mut Vec<ScheduleWarning>,
+) -> Result<(u64, bool), ScheduleError> {
     if expr.contains('#') {
         return Err(ScheduleError::Unsupported { field: spec.name, token: expr.to_owned() });
     }
@@ -241,9 +308,13 @@ fn parse_range(expr: &str, spec: &FieldSpec) -> Result<(u64, bool), ScheduleErro
         Some((range, step)) => (range, Some(step)),
     };
 
-    // robfig/cron reads `*-5` as `*` and drops the rest. kuul rejects it,
-    // because the author cannot have meant that.
-    let is_star = range == "*" || range == "?";
+    // robfig/cron reads `*-5` (and `*-x`) as `*` and drops the rest, so
+    // Kubernetes accepts it. kuul accepts it too and warns.
+    let low = range.split('-').next().unwrap_or(range);
+    let is_star = low == "*" || low == "?";
+    if is_star && low != range {
+        warnings.push(ScheduleWarning::StarRange { field: spec.name, expr: expr.to_owned() });
+    }
     let (start, end, single_value) = if is_star {
         (spec.min, spec.max, false)
     } else {
@@ -328,19 +399,24 @@ fn parse_step(text: &str) -> Option<u32> {
 
 /// Parses a Go duration (`1h30m`, `90s`, `1.5h`) into whole seconds.
 ///
-/// robfig/cron raises durations below one second to one second and drops
-/// fractions of a second, and so does this function.
-fn parse_every_duration(text: &str) -> Result<i64, ScheduleError> {
+/// robfig/cron raises durations below one second, zero and negative ones
+/// included, to one second, and drops fractions of a second. This function
+/// does the same and returns a warning for the raised ones.
+fn parse_every_duration(text: &str) -> Result<(i64, Option<ScheduleWarning>), ScheduleError> {
     let invalid = || ScheduleError::InvalidDuration { text: text.to_owned() };
-    let non_positive = || ScheduleError::NonPositiveDuration { text: text.to_owned() };
 
     let nanoseconds = parse_go_duration(text).ok_or_else(invalid)?;
-    if nanoseconds <= 0 {
-        return Err(non_positive());
-    }
+    let warning = if nanoseconds <= 0 {
+        Some(ScheduleWarning::EveryNotPositive { text: text.to_owned() })
+    } else if nanoseconds < 1_000_000_000 {
+        Some(ScheduleWarning::EverySubSecond { text: text.to_owned() })
+    } else {
+        None
+    };
 
     let seconds = (nanoseconds / 1_000_000_000).max(1);
-    i64::try_from(seconds).map_err(|_| invalid())
+    let seconds = i64::try_from(seconds).map_err(|_| invalid())?;
+    Ok((seconds, warning))
 }
 
 /// Parses Go's `time.ParseDuration` syntax into nanoseconds, or `None` when
@@ -403,6 +479,12 @@ fn parse_go_duration(text: &str) -> Option<i128> {
 }
 
 impl Schedule {
+    /// Returns the forms in this schedule that Kubernetes accepts but that
+    /// are almost certainly mistakes.
+    pub fn warnings(&self) -> &[ScheduleWarning] {
+        &self.warnings
+    }
+
     /// Returns whether some calendar day matches the day and month fields.
     ///
     /// Kubernetes accepts schedules such as `0 0 30 2 *` (February 30) that
@@ -429,30 +511,33 @@ impl Schedule {
     }
 
     /// Returns the first run strictly after `after`, in `after`'s time zone,
-    /// or `None` when no date in the next nine years matches.
+    /// or `None` when robfig/cron finds none within five years.
     ///
-    /// Field schedules are matched on wall-clock time, as the CronJob
-    /// controller does. Two rules apply around daylight saving time changes.
-    /// A wall time that does not exist because the clock jumps forward (a
-    /// gap) is skipped. A wall time that occurs twice because the clock goes
-    /// back (a fold) runs once, at its first occurrence. `@every`
-    /// schedules add the duration to `after`, truncated to whole seconds.
+    /// This is the CronJob controller's computation: robfig/cron v3's
+    /// `Next` in the CronJob's time zone. Around daylight saving time
+    /// changes it has two effects. A wall time that does not exist because
+    /// the clock jumps forward (a gap) is skipped. A wall time that occurs
+    /// twice because the clock goes back (a fold) runs twice, once in each
+    /// pass. `@every` schedules add the duration to `after`, truncated to
+    /// whole seconds, and ignore the time zone.
     pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
-        match &self.kind {
-            Kind::Every { seconds } => next_every(*seconds, after),
-            Kind::Fields(fields) => fields.next_after(after),
-        }
+        let time_zone = after.time_zone();
+        let next = match &self.kind {
+            Kind::Every { seconds } => next::every(*seconds, after.timestamp())?,
+            Kind::Fields(fields) => next::fields(fields, after.timestamp(), time_zone)?,
+        };
+        Some(next.to_zoned(time_zone.clone()))
     }
 
     /// Returns the next `count` runs after `after` in the time zone `tz`.
     ///
     /// Each run follows the previous one by the rules of
     /// [`Schedule::next_after`]: a wall time in a daylight saving gap is
-    /// skipped, and a wall time in a fold runs once, at its first
-    /// occurrence. The list is shorter than `count` only for schedules
-    /// without a matching day (see [`Schedule::has_matching_day`]).
+    /// skipped, and a wall time in a fold runs twice. The list is shorter
+    /// than `count` only for schedules without a matching day (see
+    /// [`Schedule::has_matching_day`]).
     pub fn next_runs(&self, tz: &str, after: Timestamp, count: usize) -> Result<Vec<Zoned>, ScheduleError> {
-        let time_zone = jiff::tz::db().get(tz).map_err(|_| ScheduleError::UnknownTimeZone { name: tz.to_owned() })?;
+        let time_zone = load_time_zone(tz)?;
 
         let mut runs = Vec::with_capacity(count);
         let mut previous = after.to_zoned(time_zone);
@@ -465,67 +550,42 @@ impl Schedule {
         }
         Ok(runs)
     }
-}
 
-fn next_every(seconds: i64, after: &Zoned) -> Option<Zoned> {
-    let timestamp = after.timestamp();
-    let mut whole_seconds = timestamp.as_second();
-    if timestamp.subsec_nanosecond() < 0 {
-        whole_seconds -= 1;
+    /// Returns the shortest time between two consecutive runs on the wall
+    /// clock, ignoring daylight saving time changes, or `None` for a
+    /// schedule without a matching day.
+    ///
+    /// A fold can bring two runs of a daily schedule an hour apart. kuul
+    /// derives its deadlines from this nominal interval instead and warns
+    /// about folds separately (see [`Schedule::dst_changes`]).
+    pub fn min_interval(&self) -> Option<SignedDuration> {
+        match &self.kind {
+            Kind::Every { seconds } => Some(SignedDuration::from_secs(*seconds)),
+            Kind::Fields(fields) => calendar::min_interval(fields),
+        }
     }
 
-    let next = Timestamp::from_second(whole_seconds.checked_add(seconds)?).ok()?;
-    Some(next.to_zoned(after.time_zone().clone()))
+    /// Returns the wall times of this schedule that fall into a daylight
+    /// saving change of `tz` between `from` and `until`: skipped ones (in a
+    /// gap) and repeated ones (in a fold), in time order. `@every`
+    /// schedules have none, because they ignore the wall clock.
+    pub fn dst_changes(&self, tz: &str, from: Timestamp, until: Timestamp) -> Result<Vec<DstChange>, ScheduleError> {
+        let time_zone = load_time_zone(tz)?;
+        Ok(match &self.kind {
+            Kind::Every { .. } => Vec::new(),
+            Kind::Fields(fields) => calendar::dst_changes(fields, &time_zone, from, until),
+        })
+    }
+}
+
+fn load_time_zone(tz: &str) -> Result<TimeZone, ScheduleError> {
+    jiff::tz::db().get(tz).map_err(|_| ScheduleError::UnknownTimeZone { name: tz.to_owned() })
 }
 
 impl Fields {
-    fn next_after(&self, after: &Zoned) -> Option<Zoned> {
-        let time_zone = after.time_zone();
-        let first_minute = after.datetime().with().second(0).subsec_nanosecond(0).build().ok()?;
-        let mut candidate = first_minute.checked_add(jiff::SignedDuration::from_mins(1)).ok()?;
-        let last_year = candidate.year().saturating_add(SEARCH_YEARS);
-
-        loop {
-            let wall_time = self.next_wall_time(candidate, last_year)?;
-            if let Some(run) = resolve_wall_time(time_zone, wall_time)
-                && run.timestamp() > after.timestamp()
-            {
-                return Some(run);
-            }
-            candidate = wall_time.checked_add(jiff::SignedDuration::from_mins(1)).ok()?;
-        }
-    }
-
-    /// Returns the first matching wall-clock minute at or after `start`.
-    fn next_wall_time(&self, start: DateTime, last_year: i16) -> Option<DateTime> {
-        let mut date = start.date();
-        let mut first_hour = start.hour() as u32;
-        let mut first_minute = start.minute() as u32;
-
-        while date.year() <= last_year {
-            if self.matches_day(date) {
-                for hour in first_hour..24 {
-                    if self.hour & 1 << hour == 0 {
-                        continue;
-                    }
-                    let minute_start = if hour == first_hour { first_minute } else { 0 };
-                    for minute in minute_start..60 {
-                        if self.minute & 1 << minute != 0 {
-                            return Some(date.at(hour as i8, minute as i8, 0, 0));
-                        }
-                    }
-                }
-            }
-            date = date.tomorrow().ok()?;
-            first_hour = 0;
-            first_minute = 0;
-        }
-        None
-    }
-
     /// robfig/cron's day rule: when both day fields are restricted, a day
     /// matches if either matches. Otherwise both must match, which leaves
-    /// only the restricted one in effect.
+    /// only the restricted one in effect. The month must match as well.
     fn matches_day(&self, date: Date) -> bool {
         if self.month & 1 << date.month() == 0 {
             return false;
@@ -539,16 +599,13 @@ impl Fields {
             day_of_month || day_of_week
         }
     }
-}
 
-/// Places a wall time in the zone: `None` in a gap, the first occurrence in
-/// a fold.
-fn resolve_wall_time(time_zone: &TimeZone, wall_time: DateTime) -> Option<Zoned> {
-    let ambiguous = time_zone.to_ambiguous_zoned(wall_time);
-    if let AmbiguousOffset::Gap { .. } = ambiguous.offset() {
-        return None;
+    /// Returns whether the wall-clock minute matches every field.
+    fn matches_wall_time(&self, wall_time: jiff::civil::DateTime) -> bool {
+        self.matches_day(wall_time.date())
+            && self.hour & 1 << wall_time.hour() != 0
+            && self.minute & 1 << wall_time.minute() != 0
     }
-    ambiguous.earlier().ok()
 }
 
 #[cfg(test)]
@@ -587,6 +644,20 @@ mod tests {
         ("@every 90s", Ok(())),
         ("@every 1.5h", Ok(())),
         ("@every 500ms", Ok(())),
+        ("@every 0s", Ok(())),
+        ("@every -1h", Ok(())),
+        ("@every 0", Ok(())),
+        ("@every 1h30m10s", Ok(())),
+        ("@every 10\u{b5}s", Ok(())),
+        ("*-5 * * * *", Ok(())),
+        ("0 0 ? * MON", Ok(())),
+        ("0 0 1-31/2 * *", Ok(())),
+        ("1,2,3-5,*/10 * * * *", Ok(())),
+        ("*/60 * * * *", Ok(())),
+        ("0 0 * * 1-5/2", Ok(())),
+        ("0 0 * jan-DEC mOn", Ok(())),
+        ("0 0 * * */7", Ok(())),
+        ("0 0 1 * SUN-SAT", Ok(())),
         ("", Err("empty schedule")),
         ("   ", Err("empty schedule")),
         ("* * * *", Err("expected 5 fields")),
@@ -604,25 +675,35 @@ mod tests {
         ("* * LW * *", Err("`LW` in the day-of-month field")),
         ("* * * * 5L", Err("`5L` in the day-of-week field")),
         ("* * * * 1#2", Err("`1#2` in the day-of-week field")),
-        ("TZ=UTC 0 0 * * *", Err("time zone prefix")),
-        ("CRON_TZ=Europe/Berlin 0 0 * * *", Err("time zone prefix")),
+        ("TZ=UTC 0 0 * * *", Err("time zone in schedule")),
+        ("CRON_TZ=Europe/Berlin 0 0 * * *", Err("time zone in schedule")),
+        ("0 0 * * * TZ=UTC", Err("time zone in schedule")),
+        ("@daily TZ=UTC", Err("time zone in schedule")),
+        ("tz=UTC 0 0 * * *", Err("expected 5 fields")),
+        ("0 0 * * 7-7", Err("day-of-week value `7`")),
+        ("0 0 * * 8", Err("day-of-week value `8`")),
+        ("* * * * SUN#1", Err("`SUN#1` in the day-of-week field")),
+        ("5-/2 * * * *", Err("invalid minute value ``")),
+        ("0 0 * * * *", Err("expected 5 fields")),
+        ("@EVERY 1h", Err("unknown macro")),
+        ("@every 1h ", Err("invalid `@every` duration")),
+        (" @daily", Err("expected 5 fields")),
         ("*/0 * * * *", Err("invalid step in `*/0`")),
         ("*/x * * * *", Err("invalid step")),
         ("30-10 * * * *", Err("range `30-10` in the minute field starts after it ends")),
         ("1-2-3 * * * *", Err("invalid minute expression `1-2-3`")),
         ("*/2/3 * * * *", Err("invalid minute expression")),
-        ("*-5 * * * *", Err("invalid minute value `*`")),
         ("a * * * *", Err("invalid minute value `a`")),
         ("-1 * * * *", Err("invalid minute value ``")),
         ("* * * JANUARY *", Err("invalid month value `JANUARY`")),
         ("* * * * MONDAY", Err("invalid day-of-week value")),
-        (",* * * * *", Err("invalid minute value ``")),
+        (",* * * * *", Ok(())),
+        ("1,,2 * * * *", Ok(())),
+        (", * * * *", Ok(())),
         ("@reboot", Err("unknown macro `@reboot`")),
         ("@Daily", Err("unknown macro")),
         ("@daily ", Err("unknown macro")),
         ("@every", Err("unknown macro")),
-        ("@every 0s", Err("`@every` duration `0s` is not positive")),
-        ("@every -1h", Err("`@every` duration `-1h` is not positive")),
         ("@every 1", Err("invalid `@every` duration `1`")),
         ("@every 1d", Err("invalid `@every` duration")),
         ("@every h", Err("invalid `@every` duration")),
@@ -648,6 +729,33 @@ mod tests {
     }
 
     #[test]
+    fn parse_warnings_for_accepted_mistakes() {
+        let cases = [
+            ("*-5 * * * *", "`*-5` in the minute field means `*`"),
+            ("0 ?-3 * * *", "`?-3` in the hour field means `*`"),
+            ("@every 500ms", "`@every` duration `500ms` is below one second"),
+            ("@every 0s", "`@every` duration `0s` is not positive"),
+            ("@every -1h", "`@every` duration `-1h` is not positive"),
+        ];
+
+        for (expr, expected) in cases {
+            let schedule = parse(expr).unwrap();
+            let messages: Vec<String> = schedule.warnings().iter().map(ToString::to_string).collect();
+            assert!(messages.iter().any(|message| message.starts_with(expected)), "`{expr}`: {messages:?}");
+        }
+    }
+
+    #[test]
+    fn parse_no_warnings_for_plain_schedule() {
+        assert!(parse("*/5 1-3 * * MON").unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn every_non_positive_runs_every_second() {
+        assert_eq!(parse("@every -1h").unwrap().min_interval(), Some(SignedDuration::from_secs(1)));
+    }
+
+    #[test]
     fn hint_for_weekday_seven() {
         let hint = parse("0 0 * * 7").unwrap_err().hint().unwrap();
         assert!(hint.contains("Sunday as `0`"), "hint: {hint}");
@@ -667,8 +775,9 @@ mod tests {
 
     #[test]
     fn every_sub_second_rounds_up() {
-        assert_eq!(parse("@every 500ms").unwrap(), parse("@every 1s").unwrap());
-        assert_eq!(parse("@every 1.9s").unwrap(), parse("@every 1s").unwrap());
+        let one_second = Some(SignedDuration::from_secs(1));
+        assert_eq!(parse("@every 500ms").unwrap().min_interval(), one_second);
+        assert_eq!(parse("@every 1.9s").unwrap().min_interval(), one_second);
     }
 
     fn runs(expr: &str, tz: &str, after: &str, count: usize) -> Vec<String> {
@@ -749,13 +858,16 @@ mod tests {
     }
 
     #[test]
-    fn next_runs_fold_once_in_berlin() {
+    fn next_runs_fold_twice_in_berlin() {
         // On 2026-10-25 Berlin clocks go back from 03:00 to 02:00, so the
-        // hour from 02:00 occurs twice and runs only in its first pass.
+        // hour from 02:00 occurs twice, and the controller runs in both
+        // passes.
         assert_eq!(
-            runs("0,30 2,3 * * *", "Europe/Berlin", "2026-10-25T00:00:00Z", 4),
+            runs("0,30 2,3 * * *", "Europe/Berlin", "2026-10-25T00:00:00Z", 6),
             [
                 "2026-10-25T02:30:00+02:00",
+                "2026-10-25T02:00:00+01:00",
+                "2026-10-25T02:30:00+01:00",
                 "2026-10-25T03:00:00+01:00",
                 "2026-10-25T03:30:00+01:00",
                 "2026-10-26T02:00:00+01:00",
@@ -765,10 +877,10 @@ mod tests {
 
     #[test]
     fn next_after_inside_fold_second_pass() {
-        // 02:15 in the second pass (+01:00): 02:30 already ran in the first.
+        // 02:15 in the second pass (+01:00): 02:30 follows in the same pass.
         let after: Zoned = "2026-10-25T02:15:00+01:00[Europe/Berlin]".parse().unwrap();
         let next = parse("30 2 * * *").unwrap().next_after(&after).unwrap();
-        assert_eq!(next.to_string(), "2026-10-26T02:30:00+01:00[Europe/Berlin]");
+        assert_eq!(next.to_string(), "2026-10-25T02:30:00+01:00[Europe/Berlin]");
     }
 
     #[test]

@@ -304,7 +304,17 @@ fn schedule_invalid() {
 
 #[test]
 fn schedule_time_zone_prefix() {
-    assert_job_rejected("schedule", "\"CRON_TZ=UTC 0 0 * * *\"", "time zone prefix");
+    assert_job_rejected("schedule", "\"CRON_TZ=UTC 0 0 * * *\"", "time zone in schedule");
+}
+
+#[test]
+fn schedule_empty_field() {
+    assert_job_rejected("schedule", "\"0 0 * * ,\"", "lists no value");
+}
+
+#[test]
+fn schedule_every_not_positive() {
+    assert_job_rejected("schedule", "\"@every 0s\"", "not positive");
 }
 
 #[test]

@@ -49,6 +49,7 @@ pub fn validate(spec: &Spec) -> Vec<Finding> {
     check_image(&spec.image, &root.key("image"), &mut findings);
     check_resources(&spec.resources, &root.key("resources"), &mut findings);
     super::placement::check_placement(&spec.placement, &root.key("placement"), &mut findings);
+    super::fragment::check_kubernetes(spec, &root.key("kubernetes"), &mut findings);
 
     findings.list
 }
@@ -58,6 +59,7 @@ fn check_job(job: &Job, path: &KeyPath, findings: &mut Findings) {
     check_schedule(&job.schedule, &path.key("schedule"), findings);
     check_timezone(&job.timezone, &path.key("timezone"), findings);
     check_command(&job.command, &path.key("command"), findings);
+    super::settings::check_job_settings(job, path, findings);
 
     let env_path = path.key("env");
     for name in job.env.keys() {
@@ -103,6 +105,14 @@ fn check_schedule(expr: &str, path: &KeyPath, findings: &mut Findings) {
             return;
         }
     };
+
+    // Kubernetes accepts these, but the job then runs every second or never,
+    // which is almost never intended, so kuul rejects them.
+    for warning in schedule.warnings() {
+        if warning.is_error() {
+            findings.add(path, format!("invalid schedule `{expr}`: {warning}"), warning.hint());
+        }
+    }
 
     if !schedule.has_matching_day() {
         findings.add(
