@@ -146,3 +146,35 @@ fn publish_registry_without_host_rejected() {
     assert!(stderr.contains("`kuul`"), "{stderr}");
     assert!(stderr.contains("hint: "), "{stderr}");
 }
+
+#[test]
+fn publish_to_web_server_rejected() {
+    let work = tempfile::tempdir().expect("temporary directory");
+    let job_dir = copy_example("hello", work.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let address = listener.local_addr().expect("local address").to_string();
+
+    // A web server that answers every request with 404, as a server on the
+    // wrong port would. It serves at most 20 connections, then stops.
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+
+    let output = support::kuul()
+        .arg("publish")
+        .arg(&job_dir)
+        .args(["--registry", &format!("{address}/kuul")])
+        .output()
+        .expect("start kuul publish");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(output.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains(&format!("`{address}` is not an OCI registry: `GET /v2/` returned 404")), "{stderr}");
+    assert!(stderr.contains("hint: check the host and port in `--registry`"), "{stderr}");
+}

@@ -118,6 +118,12 @@ pub enum RegistryError {
     Rejected { registry: String, repository: String, detail: String },
 
     #[error(
+        "`{registry}` is not an OCI registry: `GET /v2/` returned {status}\n\
+         hint: check the host and port in `--registry`; a registry answers `/v2/` with 200 or 401"
+    )]
+    NotARegistry { registry: String, status: u16 },
+
+    #[error(
         "connection refused: nothing is listening at `{registry}`\n\
          hint: is the registry running? check the host and port"
     )]

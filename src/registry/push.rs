@@ -200,10 +200,42 @@ impl<'a> Session<'a> {
     /// if it requires one, so that an unreachable registry fails before any
     /// blob.
     async fn authenticate(&self) -> Result<(), RegistryError> {
-        self.with_retries("version check", REQUEST_TIMEOUT, || async {
+        self.with_retries("registry API check", REQUEST_TIMEOUT, || async {
             self.client.auth(&self.reference, &self.auth, RegistryOperation::Push).await.map(|_token| ())
         })
-        .await
+        .await?;
+
+        self.check_api_status().await
+    }
+
+    /// Rejects a server that is not a registry, such as a web server on the
+    /// wrong port. oci-client accepts any `/v2/` answer as "no auth needed",
+    /// and the push would then fail later with a confusing status. The
+    /// distribution spec has a registry answer `GET /v2/` with 200, or 401
+    /// when it needs a token.
+    async fn check_api_status(&self) -> Result<(), RegistryError> {
+        let scheme = if self.context.https { "https" } else { "http" };
+        let url = format!("{scheme}://{}/v2/", self.context.registry);
+        let client =
+            reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT).build().map_err(
+                |error| RegistryError::Rejected {
+                    registry: self.context.registry.to_string(),
+                    repository: self.context.repository.to_string(),
+                    detail: error.to_string(),
+                },
+            )?;
+
+        // The request before this one reached the server, so a failure here
+        // is left to the push itself to report.
+        let Ok(response) = client.get(&url).send().await else {
+            return Ok(());
+        };
+        let status = response.status().as_u16();
+        if status == 200 || status == 401 {
+            Ok(())
+        } else {
+            Err(RegistryError::NotARegistry { registry: self.context.registry.to_string(), status })
+        }
     }
 
     async fn blob_exists(&self, descriptor: &Descriptor) -> Result<bool, RegistryError> {

@@ -228,11 +228,36 @@ pub struct Resources {
 }
 
 /// CPU and memory quantities, such as `cpu = "250m"` and `memory = "128Mi"`.
+/// A bare TOML number (`cpu = 2`, `cpu = 0.5`) is taken as its decimal text,
+/// as Kubernetes takes a YAML number.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceList {
+    #[serde(default, deserialize_with = "quantity_text")]
     pub cpu: Option<String>,
+    #[serde(default, deserialize_with = "quantity_text")]
     pub memory: Option<String>,
+}
+
+/// Reads a quantity written as a string, an integer or a float. A float is
+/// written back in Rust's shortest round-trip form, so `0.1` stays `0.1`.
+fn quantity_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+    }
+
+    match Written::deserialize(deserializer) {
+        Ok(Written::Text(text)) => Ok(Some(text)),
+        Ok(Written::Integer(number)) => Ok(Some(number.to_string())),
+        Ok(Written::Float(number)) if number.is_finite() => Ok(Some(number.to_string())),
+        _ => Err(serde::de::Error::custom(
+            "invalid quantity: expected a string such as \"250m\" or \"128Mi\", or a number",
+        )),
+    }
 }
 
 /// The `[kubernetes]` table: fragments merged into the generated manifest,
@@ -506,9 +531,14 @@ fn syntax_problems(text: &str, document: &locate::Document) -> Vec<Problem> {
 /// key, and the span gives the line and the key path.
 fn deserialize_problem(error: &toml::de::Error, document: &locate::Document) -> Problem {
     let span = error.span();
-    let key = span.as_ref().map(|span| document.path_at(span.start).to_string()).unwrap_or_default();
+    let mut key = span.as_ref().map(|span| document.path_at(span.start).to_string()).unwrap_or_default();
 
     let message = error.message().to_owned();
+    // `job` is the one required top-level table. toml reports its absence at
+    // whatever table the file starts with, so that table is not the place.
+    if missing_field(&message) == Some("job") {
+        key.clear();
+    }
     let hint = if message.starts_with("unknown field") {
         Some("remove the key or correct its spelling; the message lists the valid keys".to_owned())
     } else if let Some(field) = missing_field(&message) {
