@@ -179,6 +179,14 @@ fn resolve_program(spec: &Spec, tree: &ImageTree, path_var: &str) -> Result<Stri
     };
 
     let Some(resolved) = resolved.filter(|path| tree.contains(path)) else {
+        if program.contains(char::is_whitespace) {
+            return Err(BuildError::Command {
+                message: format!("command `{program}` from `job.command` is not in the image"),
+                hint: "`job.command` runs no shell, so give the program and each argument as separate items, \
+                       such as `[\"job.sh\", \"--verbose\"]`"
+                    .to_owned(),
+            });
+        }
         return Err(BuildError::Command {
             message: format!("command `{program}` from `job.command` is not in the image"),
             hint: format!(
@@ -262,6 +270,10 @@ fn missing_interpreter(program: &str, interpreter: &str, hint: &str) -> BuildErr
 fn interpreter_hint(interpreter: &str) -> String {
     let name = interpreter.rsplit('/').next().unwrap_or(interpreter);
     match name {
+        "env" => format!(
+            "add `busybox` to `image.binaries` and `\"{interpreter}\" = \"busybox\"` to `[image.symlinks]`; \
+             the program that `env` starts must be in the image too"
+        ),
         "sh" | "ash" => format!(
             "add `busybox` to `image.binaries` and `\"{interpreter}\" = \"busybox\"` to `[image.symlinks]`, or add `dash` to `image.binaries`"
         ),

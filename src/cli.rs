@@ -32,7 +32,9 @@ pub enum Command {
 /// Options shared by the commands that build an image.
 #[derive(Debug, Args)]
 pub struct BuildOptions {
-    /// The job directory, holding kuul.toml.
+    /// The job directory, holding kuul.toml (a path to the kuul.toml itself
+    /// also works).
+    #[arg(value_parser = parse_job_dir)]
     pub job_dir: PathBuf,
 
     /// Where to write the OCI image layout [default: JOB_DIR/.kuul/oci].
@@ -88,7 +90,9 @@ pub struct PublishArgs {
 
 #[derive(Debug, Args)]
 pub struct ManifestArgs {
-    /// The job directory, holding kuul.toml.
+    /// The job directory, holding kuul.toml (a path to the kuul.toml itself
+    /// also works).
+    #[arg(value_parser = parse_job_dir)]
     pub job_dir: PathBuf,
 
     /// The pushed image, pinned by digest: `HOST[:PORT]/REPO[:TAG]@sha256:HEX`.
@@ -102,7 +106,9 @@ pub struct ManifestArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The job directory, holding kuul.toml.
+    /// The job directory, holding kuul.toml (a path to the kuul.toml itself
+    /// also works).
+    #[arg(value_parser = parse_job_dir)]
     pub job_dir: PathBuf,
 
     /// How many upcoming run times to print.
@@ -144,4 +150,19 @@ pub enum SummaryFormat {
 pub enum ManifestFormat {
     Yaml,
     Json,
+}
+
+/// Accepts a job directory, or the path of its `kuul.toml`, which is taken
+/// to mean the directory that holds it.
+fn parse_job_dir(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    if !path.is_file() {
+        return Ok(path);
+    }
+
+    if path.file_name().is_some_and(|name| name == "kuul.toml") {
+        let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty());
+        return Ok(parent.map_or_else(|| PathBuf::from("."), PathBuf::from));
+    }
+    Err(format!("`{value}` is a file, not a job directory; pass the directory that holds `kuul.toml`"))
 }

@@ -20,10 +20,12 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         bail!("unknown template `{}`\nhint: choose one of: {}", args.template, template_names().join(", "));
     };
 
+    ensure_empty(&args.dir)?;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => default_name(&args.dir)?,
     };
+    check_name(&name, args.name.is_some())?;
 
     let files = render(template, &name);
     let spec_text = files
@@ -31,11 +33,10 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         .find(|(path, _)| path == SPEC_FILE)
         .map(|(_, text)| String::from_utf8_lossy(text).into_owned())
         .with_context(|| format!("template `{}` has no {SPEC_FILE}", args.template))?;
+    // The name was checked above, so an error here is a broken template.
     crate::spec::parse(&spec_text, &args.dir.join(SPEC_FILE))
-        .map_err(anyhow::Error::from)
-        .context("the job name does not fit the template\nhint: pass a valid name with `--name`, lowercase letters, digits and `-`")?;
+        .with_context(|| format!("template `{}` renders an invalid kuul.toml", args.template))?;
 
-    ensure_empty(&args.dir)?;
     for (relative, bytes) in &files {
         write_file(&args.dir.join(relative), bytes)?;
     }
@@ -43,6 +44,27 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     eprintln!("wrote {} from template `{}`", args.dir.display(), args.template);
     println!("next: kuul check {0} && kuul build {0}", args.dir.display());
     Ok(())
+}
+
+/// Rejects a job name that is not a DNS-1123 label of at most 52
+/// characters, suggesting one that is.
+fn check_name(name: &str, from_option: bool) -> anyhow::Result<()> {
+    let max = crate::spec::MAX_JOB_NAME_LENGTH;
+    if crate::spec::names::is_dns1123_label(name) && name.len() <= max {
+        return Ok(());
+    }
+
+    let source = if from_option { "`--name`" } else { "the directory name" };
+    let mut suggestion: String =
+        name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    suggestion.truncate(max);
+    let suggestion = suggestion.trim_matches('-');
+    let example = if suggestion.is_empty() { "nightly-backup" } else { suggestion };
+    bail!(
+        "invalid job name `{name}` from {source}: a job name has lowercase letters, digits and `-`, \
+         at most {max} characters, and starts and ends with a letter or digit\n\
+         hint: pass a valid name, such as `--name {example}`"
+    );
 }
 
 fn template_names() -> Vec<&'static str> {
@@ -86,6 +108,9 @@ fn collect(dir: &Dir<'static>, root: &Path, name: &str, files: &mut Vec<(String,
 }
 
 fn ensure_empty(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("`{}` exists and is not a directory\nhint: choose a new directory", dir.display());
+    }
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {

@@ -11,6 +11,9 @@ use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 /// pushes to several registries can tell which one failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    #[error("invalid registry prefix `{prefix}`\nhint: {hint}")]
+    InvalidPrefix { prefix: String, hint: String },
+
     #[error(
         "registry prefix `{prefix}` names no registry host\n\
          hint: start the prefix with the registry, such as `localhost:5000/{prefix}`"

@@ -32,6 +32,7 @@ impl Target {
     /// kuul never falls back to a public registry, and any invalid host,
     /// repository component or tag.
     pub fn from_prefix(prefix: &str, name: &str, tag: &str) -> Result<Target, RegistryError> {
+        check_prefix_form(prefix)?;
         let prefix = prefix.trim_end_matches('/');
         let (registry, path) =
             split_registry(prefix).ok_or_else(|| RegistryError::MissingRegistryHost { prefix: prefix.to_string() })?;
@@ -220,6 +221,29 @@ fn is_valid_hostname(host: &str) -> bool {
     };
 
     !host.is_empty() && host.len() <= 253 && host.split('.').all(valid_label)
+}
+
+/// Rejects the two forms people give by mistake for a prefix: a URL with a
+/// scheme, and a whole image reference with a tag or digest.
+fn check_prefix_form(prefix: &str) -> Result<(), RegistryError> {
+    let invalid = |hint: String| RegistryError::InvalidPrefix { prefix: prefix.to_string(), hint };
+
+    if let Some((scheme, rest)) = prefix.split_once("://") {
+        return Err(invalid(format!(
+            "drop `{scheme}://`, as in `--registry {rest}`; kuul picks HTTP for loopback registries and for \
+             `--insecure-registry` hosts, HTTPS for the rest"
+        )));
+    }
+
+    let path = prefix.split_once('/').map_or("", |(_, path)| path);
+    if path.contains(':') || path.contains('@') {
+        return Err(invalid(
+            "give a registry and repository prefix, such as `localhost:5000/ops`; kuul appends the job name, \
+             and the tag comes from `image.tag`"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the total length of `registry/repository` and each `/`-separated
@@ -433,5 +457,32 @@ mod tests {
         let error = parse_pinned("kuul/backup:latest").unwrap_err();
 
         assert!(error.to_string().contains("`kuul/backup:latest`"), "{error}");
+    }
+
+    #[test]
+    fn prefix_with_scheme_rejected() {
+        let error = Target::from_prefix("http://127.0.0.1:5000/ops", "backup", "latest").unwrap_err();
+
+        let message = error.to_string();
+        assert!(message.contains("invalid registry prefix `http://127.0.0.1:5000/ops`"), "{message}");
+        assert!(message.contains("drop `http://`"), "{message}");
+    }
+
+    #[test]
+    fn prefix_with_tag_rejected() {
+        for prefix in ["127.0.0.1:5000/ops/backup:v1", "localhost:5000/ops@sha256:00"] {
+            let error = Target::from_prefix(prefix, "backup", "latest").unwrap_err();
+
+            let message = error.to_string();
+            assert!(message.contains(&format!("invalid registry prefix `{prefix}`")), "{message}");
+            assert!(message.contains("kuul appends the job name"), "{message}");
+        }
+    }
+
+    #[test]
+    fn prefix_port_colon_still_accepted() {
+        let target = Target::from_prefix("localhost:5000/ops", "backup", "latest").unwrap();
+
+        assert_eq!(target.to_string(), "localhost:5000/ops/backup:latest");
     }
 }

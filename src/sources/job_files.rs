@@ -12,10 +12,17 @@ use std::path::{Path, PathBuf};
 
 use super::{Content, Entry, EntryKind, SourceError};
 
-/// Names at the top of the job directory that are never packed when
-/// `image.files` is absent: kuul's own inputs, its build output and Git
-/// metadata.
-const EXCLUDED_TOP_LEVEL: &[&str] = &["kuul.toml", "kuul.lock", ".kuul", ".git"];
+/// Names at the top of the job directory that a directory walk skips:
+/// kuul's own inputs. Hidden names (`.kuul`, `.git`, `.env`) are skipped at
+/// every depth, see [`is_hidden`].
+const EXCLUDED_TOP_LEVEL: &[&str] = &["kuul.toml", "kuul.lock"];
+
+/// Checks whether a directory walk skips `name`: hidden files and
+/// directories, such as kuul's `.kuul` output, `.git` and a `.env` with
+/// secrets, are packed only when `image.files` lists them by path.
+fn is_hidden(name: &str) -> bool {
+    name.starts_with('.')
+}
 
 /// The number of symlinks followed in one path before giving up, as Linux
 /// does (`MAXSYMLINKS`).
@@ -24,8 +31,9 @@ const MAX_SYMLINK_HOPS: usize = 40;
 /// Collects the job files as entries under `workdir`, sorted by path.
 ///
 /// With `files` absent, everything in `job_dir` is collected except
-/// [`EXCLUDED_TOP_LEVEL`]. Otherwise each listed path, relative to
-/// `job_dir`, is collected, directories recursively. Symlinks are kept when
+/// [`EXCLUDED_TOP_LEVEL`] and hidden names. Otherwise each listed path,
+/// relative to `job_dir`, is collected, directories recursively without
+/// their hidden names. Symlinks are kept when
 /// their target stays inside `job_dir`, and the files they point to are
 /// collected too.
 ///
@@ -160,8 +168,8 @@ impl Collector<'_> {
         Err(SourceError::UnsupportedFileType { path: self.display_path(rel), kind })
     }
 
-    /// Adds every child of the directory `rel` in name order. At the top of
-    /// the job directory, [`EXCLUDED_TOP_LEVEL`] names are skipped.
+    /// Adds every child of the directory `rel` in name order, except hidden
+    /// names and, at the top of the job directory, [`EXCLUDED_TOP_LEVEL`].
     fn add_children(&mut self, rel: &[String]) -> Result<(), SourceError> {
         let host_path = self.host_path(rel);
         let mut children = Vec::new();
@@ -176,7 +184,7 @@ impl Collector<'_> {
         children.sort();
 
         for name in children {
-            if rel.is_empty() && EXCLUDED_TOP_LEVEL.contains(&name.as_str()) {
+            if is_hidden(&name) || rel.is_empty() && EXCLUDED_TOP_LEVEL.contains(&name.as_str()) {
                 continue;
             }
 
@@ -592,5 +600,21 @@ mod tests {
         let error = collect(dir.path(), None, "job", 0, 0).unwrap_err();
 
         assert!(matches!(error, SourceError::InvalidWorkdir { .. }), "{error}");
+    }
+
+    #[test]
+    fn hidden_files_skipped_unless_listed() {
+        let dir = job_dir();
+        fs::write(dir.path().join(".env"), "PGPASSWORD=secret\n").unwrap();
+        fs::write(dir.path().join("sql/.notes"), "draft\n").unwrap();
+
+        let walked: Vec<String> = collect_all(dir.path()).unwrap().into_iter().map(|entry| entry.path).collect();
+        let listed: Vec<String> =
+            collect_listed(dir.path(), &[".env", "sql"]).unwrap().into_iter().map(|entry| entry.path).collect();
+
+        assert!(!walked.contains(&"/job/.env".to_owned()), "{walked:?}");
+        assert!(!walked.contains(&"/job/sql/.notes".to_owned()), "{walked:?}");
+        assert!(listed.contains(&"/job/.env".to_owned()), "{listed:?}");
+        assert!(!listed.contains(&"/job/sql/.notes".to_owned()), "{listed:?}");
     }
 }
