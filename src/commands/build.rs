@@ -29,7 +29,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 
     match args.output {
         SummaryFormat::Text => print!("{}", text_summary(&build)),
-        SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(&json_summary(&build))?),
+        SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(&json_summary(&build, args.tarball.as_deref()))?),
     }
     Ok(())
 }
@@ -58,7 +58,7 @@ fn text_summary(build: &Build) -> String {
     out
 }
 
-fn json_summary(build: &Build) -> serde_json::Value {
+fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json::Value {
     let layers: Vec<_> = build
         .image
         .layers
@@ -77,6 +77,7 @@ fn json_summary(build: &Build) -> serde_json::Value {
         "size": build.image.total_size(),
         "layout": build.layout.dir(),
         "tag": build.tag,
+        "tarball": tarball,
         "layers": layers,
     })
 }

@@ -29,7 +29,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         0 => eprintln!("{}: valid", path.display()),
         count => eprintln!("{}: valid, {count} {}", path.display(), plural(count, "warning")),
     }
-    eprintln!("schedule `{}` in {}; next {} runs:", spec.job.schedule, spec.job.timezone, runs.len());
+    let count = match runs.len() {
+        1 => "next run".to_owned(),
+        n => format!("next {n} runs"),
+    };
+    eprintln!("schedule `{}` in {}; {count}:", spec.job.schedule, spec.job.timezone);
     print_skipped(&schedule, &spec.job.timezone, now, runs.last())?;
     for run in &runs {
         match fold_note(run) {
