@@ -55,6 +55,14 @@ fn text_summary(build: &Build) -> String {
             layer.entries,
         ));
     }
+    if let Some(summary) = &build.packages {
+        out.push_str(&format!(
+            "packages {} ({} downloaded, {} cached)\n",
+            summary.packages.len(),
+            summary.downloads.downloaded,
+            summary.downloads.cached,
+        ));
+    }
     out
 }
 
@@ -72,11 +80,24 @@ fn json_summary(build: &Build) -> serde_json::Value {
             })
         })
         .collect();
+    let packages = build.packages.as_ref().map(|summary| {
+        json!({
+            "installed": summary.packages.iter().map(|package| json!({
+                "name": package.name,
+                "version": package.version,
+                "architecture": package.architecture,
+            })).collect::<Vec<_>>(),
+            "downloaded": summary.downloads.downloaded,
+            "downloaded_bytes": summary.downloads.bytes,
+            "cached": summary.downloads.cached,
+        })
+    });
     json!({
         "digest": build.image.manifest.digest,
         "size": build.image.total_size(),
         "layout": build.layout.dir(),
         "tag": build.tag,
         "layers": layers,
+        "packages": packages,
     })
 }

@@ -53,9 +53,15 @@ impl Fetcher {
         Ok(Fetcher { base: base.trim_end_matches('/').to_owned(), client, runtime })
     }
 
-    /// Returns the full URL of `path` below the repository base.
+    /// Returns the full URL of `path` below the repository base. For HTTP
+    /// the path is percent-encoded, as apt does, because pool file names may
+    /// contain `%` or `:`; a `file://` path is used as it is.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base, path.trim_start_matches('/'))
+        let path = path.trim_start_matches('/');
+        if self.base.starts_with("file://") {
+            return format!("{}/{path}", self.base);
+        }
+        format!("{}/{}", self.base, percent_encode_path(path))
     }
 
     /// Reads `path` below the base into memory. Returns `None` when the file
@@ -164,6 +170,20 @@ impl<W: Write> Write for HashingWriter<'_, W> {
     }
 }
 
+/// Percent-encodes every byte of `path` except unreserved characters,
+/// `/` and `+` (RFC 3986, section 2).
+fn percent_encode_path(path: &str) -> String {
+    let mut encoded = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/' | b'+') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn fetch_error(url: &str, error: &reqwest::Error) -> DebianError {
     let mut reason = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -232,4 +252,27 @@ impl Cache {
 /// Returns the lowercase hex SHA256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_paths_percent_encoded() {
+        let fetcher = Fetcher::new("http://127.0.0.1:1/debian/").unwrap();
+
+        assert_eq!(
+            fetcher.url("pool/main/b/busybox_1%3a1.35_amd64.deb"),
+            "http://127.0.0.1:1/debian/pool/main/b/busybox_1%253a1.35_amd64.deb"
+        );
+        assert_eq!(fetcher.url("pool/g++_1:2+b1.deb"), "http://127.0.0.1:1/debian/pool/g++_1%3A2+b1.deb");
+    }
+
+    #[test]
+    fn file_paths_kept_verbatim() {
+        let fetcher = Fetcher::new("file:///srv/repo").unwrap();
+
+        assert_eq!(fetcher.url("pool/a_1%3a2.deb"), "file:///srv/repo/pool/a_1%3a2.deb");
+    }
 }
