@@ -54,7 +54,7 @@ pub struct Build {
     pub packages: Option<PackagesSummary>,
 }
 
-/// What the packages layer installed and how much was downloaded for it.
+/// The packages a build installed and the download counts for them.
 #[derive(Debug, Clone)]
 pub struct PackagesSummary {
     pub packages: Vec<sources::debian::lock::LockedPackage>,
@@ -109,8 +109,8 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     Ok(Build { spec, layout, image: built, tag, command, packages })
 }
 
-/// The image's architecture: `debian.architecture` (in OCI terms) when the
-/// job installs packages and sets it, else the build machine's.
+/// Returns the image's architecture: `debian.architecture` (in OCI terms)
+/// when the job installs packages and sets it, else the build machine's.
 fn image_architecture(spec: &Spec) -> String {
     match &spec.debian.architecture {
         Some(architecture) if !spec.image.packages.is_empty() => {

@@ -180,7 +180,8 @@ fn python_job_loads_certificates_and_zone() {
     assert!(stdout.contains("zone Europe/Berlin"), "stdout:\n{stdout}");
 }
 
-/// A job that installs only busybox, whose closure is busybox and libc6.
+/// Writes a job that installs only busybox, whose closure is busybox and
+/// libc6.
 fn busybox_job(parent: &Path, keyring: &Path, extra_debian: &str) -> PathBuf {
     let toml = format!(
         "[job]\nname = \"tiny\"\nschedule = \"@daily\"\ncommand = [\"/usr/bin/busybox\", \"true\"]\n\n[image]\nfiles = []\npackages = [\"busybox\"]\n\n{}",

@@ -46,7 +46,7 @@ impl DebianRepo {
         self.dir.join("wrong-keyring.gpg")
     }
 
-    /// The package set the repository was built for.
+    /// Returns the package set the repository was built for.
     pub fn requested_packages(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.dir.join("packages.txt")).expect("read packages.txt");
         text.lines().map(str::to_owned).collect()

@@ -28,7 +28,7 @@ pub struct Download {
     pub size: u64,
 }
 
-/// What a round of downloads did.
+/// Counts of one round of downloads.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DownloadStats {
     pub downloaded: usize,
@@ -55,7 +55,7 @@ impl Fetcher {
 
     /// Returns the full URL of `path` below the repository base. For HTTP
     /// the path is percent-encoded, as apt does, because pool file names may
-    /// contain `%` or `:`; a `file://` path is used as it is.
+    /// contain `%` or `:`. A `file://` path is used as it is.
     pub fn url(&self, path: &str) -> String {
         let path = path.trim_start_matches('/');
         if self.base.starts_with("file://") {
@@ -194,8 +194,8 @@ fn fetch_error(url: &str, error: &reqwest::Error) -> DebianError {
     DebianError::Fetch { url: url.to_owned(), reason }
 }
 
-/// The download and unpack cache, shared by every job on the machine:
-/// `debs/SHA256.deb` holds verified package files, `files/SHA256` the
+/// The download and unpack cache, shared by every job on the machine.
+/// `debs/SHA256.deb` contains verified package files, `files/SHA256` the
 /// regular files unpacked from them, and `unpacked/SHA256.json` the entry
 /// list of each package.
 #[derive(Debug, Clone)]
@@ -213,7 +213,7 @@ impl Cache {
         Ok(Cache { root: root.to_owned() })
     }
 
-    /// The default location: `$KUUL_CACHE_DIR`, else `$XDG_CACHE_HOME/kuul`,
+    /// Returns the default location: `$KUUL_CACHE_DIR`, else `$XDG_CACHE_HOME/kuul`,
     /// else `$HOME/.cache/kuul`, else a `kuul-cache` directory under the
     /// system temporary directory.
     pub fn default_root() -> PathBuf {
@@ -241,7 +241,7 @@ impl Cache {
         self.root.join("unpacked").join(format!("{deb_sha256}.json"))
     }
 
-    /// A new file in the cache's `tmp` directory, on the same filesystem as
+    /// Creates a file in the cache's `tmp` directory, on the same filesystem as
     /// its final place, so that a rename moves it there atomically.
     pub fn temporary_file(&self) -> Result<tempfile::NamedTempFile, DebianError> {
         let dir = self.root.join("tmp");

@@ -1,7 +1,7 @@
-//! Debian packages as image contents: the repository is found and its
-//! `Release` signature checked, the Packages indexes are verified against
-//! it and parsed, the dependency closure is resolved and locked in
-//! `kuul.lock`, the `.deb` files are downloaded into a shared
+//! Debian packages as image contents. The repository is found and its
+//! `Release` signature checked. The Packages indexes are verified against
+//! it and parsed, and the dependency closure is resolved and locked in
+//! `kuul.lock`. The `.deb` files are downloaded into a shared
 //! content-addressed cache and checked against their SHA256, and their
 //! data members become layer entries. No maintainer script runs;
 //! [`standins`] produces the files those scripts would.
@@ -34,7 +34,7 @@ pub struct DebianOptions {
     /// A mirror URL that overrides kuul.toml and the apt sources; the CLI
     /// fills it from `KUUL_DEBIAN_MIRROR`.
     pub mirror_override: Option<String>,
-    /// Where the download and unpack cache lives.
+    /// The directory of the download and unpack cache.
     pub cache_dir: PathBuf,
     /// The apt source lists searched when no mirror is configured.
     pub apt_sources: AptSourcePaths,
@@ -52,7 +52,7 @@ impl Default for DebianOptions {
     }
 }
 
-/// How a build treats `kuul.lock`.
+/// The way a build treats `kuul.lock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
     /// Use the lock when it was made for the same request; otherwise
@@ -215,8 +215,8 @@ pub fn refresh_lock(
     locked_packages(packages, config, job_dir, &options, &architecture, &mut repository)
 }
 
-/// The Debian architecture to install: `debian.architecture`, else the
-/// build machine's.
+/// Returns the Debian architecture to install: `debian.architecture`, else
+/// the build machine's.
 pub fn architecture(config: &Debian) -> String {
     config.architecture.clone().unwrap_or_else(|| debian_architecture(crate::build::host_architecture()).to_owned())
 }

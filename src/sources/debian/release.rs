@@ -23,11 +23,11 @@ pub struct Release {
     pub components: Vec<String>,
     /// Whether `Architecture: all` packages have their own
     /// `binary-all/Packages` instead of appearing in each architecture's
-    /// index (`No-Support-for-Architecture-all: Packages` says they do not).
+    /// index. `No-Support-for-Architecture-all: Packages` means they do not.
     pub separate_all_index: bool,
 }
 
-/// How the Release file must be trusted.
+/// The trust check for the Release file.
 pub enum Trust<'a> {
     /// Check the signature against the keys in this keyring file.
     Keyring(&'a Path),

@@ -1,7 +1,7 @@
-//! Dependency resolution for a fresh install, following apt's defaults:
-//! each package name has one candidate (its highest version), Pre-Depends
+//! Dependency resolution for a fresh install, following apt's defaults.
+//! Each package name has one candidate (its highest version). Pre-Depends
 //! and Depends are followed with their version constraints and
-//! alternatives, Provides (versioned ones included) satisfy dependencies on
+//! alternatives. Provides (versioned ones included) satisfy dependencies on
 //! virtual packages, and Recommends and Suggests are ignored. Essential
 //! packages are installed only when something depends on them. Conflicts
 //! and Breaks between chosen packages fail the resolution instead of
@@ -117,7 +117,7 @@ impl<'a> Universe<'a> {
     fn architecture_matches(&self, package: &Package, qualifier: &ArchQualifier) -> bool {
         match qualifier {
             ArchQualifier::None | ArchQualifier::Native => true,
-            // `:any` asks for a package that any architecture may use.
+            // `:any` requests a package that any architecture may use.
             ArchQualifier::Any => package.multi_arch == MultiArch::Allowed,
             ArchQualifier::Named(architecture) => {
                 &package.architecture == architecture || package.architecture == "all"

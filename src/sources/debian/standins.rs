@@ -20,11 +20,11 @@ use super::fetch::Cache;
 use super::unpack::{PackageEntryKind, Unpacked};
 use crate::sources::Entry;
 
-/// Where `update-ca-certificates` writes the bundle.
+/// The path of the bundle that `update-ca-certificates` writes.
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// The directories Debian's `ld.so` searches without a cache, for the
-/// multiarch triplet `triplet`.
+/// Returns the directories Debian's `ld.so` searches without a cache, for
+/// the multiarch triplet `triplet`.
 fn default_library_dirs(triplet: &str) -> Vec<String> {
     vec![format!("/lib/{triplet}"), format!("/usr/lib/{triplet}"), "/lib".to_owned(), "/usr/lib".to_owned()]
 }
@@ -71,7 +71,8 @@ pub fn build(cache: &Cache, packages: &[(String, Unpacked)], architecture: &str)
     Ok(stand_ins)
 }
 
-/// The control stanza with a trailing newline, as distroless writes it.
+/// Returns the control stanza with one trailing newline, as distroless
+/// writes it.
 fn status_record(control: &str) -> Vec<u8> {
     let mut record = control.trim_end().to_owned();
     record.push('\n');
@@ -235,7 +236,7 @@ fn extra_library_dirs(
     Ok(dirs)
 }
 
-/// The multiarch triplet of a Debian architecture, as in
+/// Returns the multiarch triplet of a Debian architecture, as in
 /// `dpkg-architecture -qDEB_HOST_MULTIARCH`.
 pub fn multiarch_triplet(architecture: &str) -> String {
     match architecture {

@@ -100,7 +100,7 @@ pub fn unpack(cache: &Cache, path: &Path, package: &str) -> Result<Unpacked, Deb
     Ok(Unpacked { control, md5sums, postinst, entries })
 }
 
-/// Wraps a member in the decompressor its name suffix asks for.
+/// Wraps a member in the decompressor that its name suffix names.
 fn decompressor<'a>(suffix: &str, member: impl Read + 'a) -> Result<Box<dyn Read + 'a>, String> {
     match suffix {
         "" => Ok(Box::new(member)),
