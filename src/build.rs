@@ -35,6 +35,8 @@ pub struct BuildOptions {
     pub created: i64,
     /// The build machine's `PATH`, searched for bare binary names.
     pub search_path: OsString,
+    /// Mirror override, cache and lock handling for `image.packages`.
+    pub debian: sources::debian::DebianOptions,
 }
 
 /// A finished build.
@@ -47,6 +49,16 @@ pub struct Build {
     pub tag: String,
     /// The container command; see [`container_command`].
     pub command: Vec<String>,
+    /// The Debian packages installed from `image.packages`, with their
+    /// download counts; `None` when the job lists no packages.
+    pub packages: Option<PackagesSummary>,
+}
+
+/// The packages a build installed and the download counts for them.
+#[derive(Debug, Clone)]
+pub struct PackagesSummary {
+    pub packages: Vec<sources::debian::lock::LockedPackage>,
+    pub downloads: sources::debian::fetch::DownloadStats,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +79,12 @@ pub enum BuildError {
 pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) -> Result<Build, BuildError> {
     let spec = spec::load(&job_dir.join(SPEC_FILE))?;
     let (uid, gid) = spec.image.user_ids();
-    let architecture = host_architecture();
+    let architecture = image_architecture(&spec);
+    let architecture = architecture.as_str();
 
     reporter.step("collect files");
-    let layers = collect_layers(&spec, job_dir, options, uid, gid, architecture)?;
+    let mut layers = collect_layers(&spec, job_dir, options, uid, gid, architecture)?;
+    let (package_env, packages) = add_package_layer(&spec, job_dir, options, &mut layers, reporter)?;
 
     let mut tree = ImageTree::new();
     let mut normalized = Vec::with_capacity(layers.len());
@@ -83,7 +97,8 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     check_interpreter(&tree, &program, &path_var)?;
     let command = container_command(&spec, job_dir);
 
-    let settings = image_settings(&spec, &command, &path_var, uid, gid, options.created, architecture);
+    let mut settings = image_settings(&spec, &command, &path_var, uid, gid, options.created, architecture);
+    settings.env.extend(package_env);
     let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
     let layout = Layout::open_or_create(&layout_dir)?;
     let built = image::build(&layout, &normalized, &settings, reporter)?;
@@ -91,7 +106,49 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     let tag = spec.tag().to_owned();
     layout.tag(&built, &tag)?;
 
-    Ok(Build { spec, layout, image: built, tag, command })
+    Ok(Build { spec, layout, image: built, tag, command, packages })
+}
+
+/// Returns the image's architecture: `debian.architecture` (in OCI terms)
+/// when the job installs packages and sets it, else the build machine's.
+fn image_architecture(spec: &Spec) -> String {
+    match &spec.debian.architecture {
+        Some(architecture) if !spec.image.packages.is_empty() => {
+            sources::debian::oci_architecture(architecture).to_owned()
+        }
+        _ => host_architecture().to_owned(),
+    }
+}
+
+/// Inserts the Debian packages layer right after the system files, so it
+/// comes before the faster-changing host binaries and job files. Returns
+/// the `NAME=value` variables its stand-ins need and a summary.
+fn add_package_layer(
+    spec: &Spec,
+    job_dir: &Path,
+    options: &BuildOptions,
+    layers: &mut Vec<LayerContent>,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<String>, Option<PackagesSummary>), BuildError> {
+    if spec.image.packages.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+
+    // The system files layer comes first and makes `/bin`, `/lib`, ...
+    // symlinks into `/usr`.
+    let image_links: Vec<String> = layers[0]
+        .entries
+        .iter()
+        .filter(|entry| matches!(entry.kind, EntryKind::Symlink { .. }))
+        .map(|entry| entry.path.clone())
+        .collect();
+    let layer =
+        sources::debian::collect(&spec.image.packages, &spec.debian, job_dir, &options.debian, &image_links, reporter)
+            .map_err(sources::SourceError::from)?;
+
+    layers.insert(1, LayerContent { description: "Debian packages".to_owned(), entries: layer.entries });
+    let env = layer.env.into_iter().map(|(name, value)| format!("{name}={value}")).collect();
+    Ok((env, Some(PackagesSummary { packages: layer.packages, downloads: layer.downloads })))
 }
 
 fn collect_layers(

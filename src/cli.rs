@@ -27,6 +27,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Write a new job directory from a template.
     Init(InitArgs),
+    /// Resolve `image.packages` again and rewrite kuul.lock.
+    Lock(LockArgs),
 }
 
 /// Options shared by the commands that build an image.
@@ -45,6 +47,32 @@ pub struct BuildOptions {
     /// Unix epoch [default: 0, for reproducible builds].
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub source_date_epoch: Option<i64>,
+
+    /// Fail unless kuul.lock exists and resolving `image.packages` again
+    /// gives exactly the locked packages.
+    #[arg(long)]
+    pub locked: bool,
+
+    /// The Debian repository URL (`http://`, `https://` or `file://`) for
+    /// `image.packages`; overrides `debian.mirror` and the apt sources.
+    #[arg(long, env = "KUUL_DEBIAN_MIRROR", value_name = "URL")]
+    pub debian_mirror: Option<String>,
+
+    /// The download cache for Debian packages, shared between jobs
+    /// [default: $XDG_CACHE_HOME/kuul or ~/.cache/kuul].
+    #[arg(long, env = "KUUL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The job directory, holding kuul.toml; kuul.lock is written there.
+    pub job_dir: PathBuf,
+
+    /// The Debian repository URL; overrides `debian.mirror` and the apt
+    /// sources.
+    #[arg(long, env = "KUUL_DEBIAN_MIRROR", value_name = "URL")]
+    pub debian_mirror: Option<String>,
 }
 
 #[derive(Debug, Args)]

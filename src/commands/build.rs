@@ -55,6 +55,14 @@ fn text_summary(build: &Build) -> String {
             layer.entries,
         ));
     }
+    if let Some(summary) = &build.packages {
+        out.push_str(&format!(
+            "packages {} ({} downloaded, {} cached)\n",
+            summary.packages.len(),
+            summary.downloads.downloaded,
+            summary.downloads.cached,
+        ));
+    }
     out
 }
 
@@ -72,6 +80,18 @@ fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json:
             })
         })
         .collect();
+    let packages = build.packages.as_ref().map(|summary| {
+        json!({
+            "installed": summary.packages.iter().map(|package| json!({
+                "name": package.name,
+                "version": package.version,
+                "architecture": package.architecture,
+            })).collect::<Vec<_>>(),
+            "downloaded": summary.downloads.downloaded,
+            "downloaded_bytes": summary.downloads.bytes,
+            "cached": summary.downloads.cached,
+        })
+    });
     json!({
         "digest": build.image.manifest.digest,
         "size": build.image.total_size(),
@@ -79,5 +99,6 @@ fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json:
         "tag": build.tag,
         "tarball": tarball,
         "layers": layers,
+        "packages": packages,
     })
 }

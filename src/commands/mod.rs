@@ -6,6 +6,7 @@ mod build;
 mod check;
 mod diagnostics;
 mod init;
+mod lock;
 mod manifest;
 mod publish;
 
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Manifest(args) => manifest::run(args),
         Command::Check(args) => check::run(args),
         Command::Init(args) => init::run(args),
+        Command::Lock(args) => lock::run(args),
     }
 }
 
@@ -95,7 +97,22 @@ pub(crate) fn build_options(options: &crate::cli::BuildOptions) -> anyhow::Resul
         layout_dir: options.layout.clone(),
         created,
         search_path: std::env::var_os("PATH").unwrap_or_default(),
+        debian: debian_options(options),
     })
+}
+
+/// The Debian package options shared by `build` and `publish`.
+fn debian_options(options: &crate::cli::BuildOptions) -> crate::sources::debian::DebianOptions {
+    use crate::sources::debian::{DebianOptions, LockMode};
+
+    let mut debian = DebianOptions { mirror_override: options.debian_mirror.clone(), ..Default::default() };
+    if let Some(cache_dir) = &options.cache_dir {
+        debian.cache_dir = cache_dir.clone();
+    }
+    if options.locked {
+        debian.lock_mode = LockMode::Locked;
+    }
+    debian
 }
 
 #[cfg(test)]

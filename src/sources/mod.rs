@@ -2,6 +2,7 @@
 //! own module and produces a list of [`Entry`] values; the `image` module
 //! turns a list into a tar layer.
 
+pub mod debian;
 pub mod host_binaries;
 pub mod job_files;
 pub mod ld_cache;
@@ -73,6 +74,15 @@ pub enum SourceError {
         "shared library `{name}` needed by `{needed_by}` not found\nhint: install the package that provides it on the build machine. kuul searches RPATH, RUNPATH, /etc/ld.so.cache and the default library directories, but not LD_LIBRARY_PATH"
     )]
     LibraryNotFound { name: String, needed_by: String },
+
+    #[error(transparent)]
+    Debian(Box<debian::DebianError>),
+}
+
+impl From<debian::DebianError> for SourceError {
+    fn from(error: debian::DebianError) -> Self {
+        SourceError::Debian(Box::new(error))
+    }
 }
 
 impl SourceError {

@@ -4,6 +4,7 @@
 //! I/O. Every table rejects unknown keys, and every validation error carries
 //! the dotted key path so the renderer can point at the line in the file.
 
+pub mod debian;
 mod fragment;
 mod locate;
 pub mod names;
@@ -51,6 +52,8 @@ pub struct Spec {
     pub placement: Placement,
     #[serde(default)]
     pub kubernetes: Kubernetes,
+    #[serde(default)]
+    pub debian: debian::Debian,
 }
 
 impl Spec {
@@ -169,6 +172,10 @@ pub struct Image {
     /// searched on `PATH`.
     #[serde(default)]
     pub binaries: Vec<String>,
+    /// Debian packages to install from the `[debian]` repository, with
+    /// their dependencies.
+    #[serde(default)]
+    pub packages: Vec<String>,
     /// Symbolic links to create in the image, link path to target, such as
     /// `"/bin/sh" = "busybox"`.
     #[serde(default)]
@@ -207,6 +214,7 @@ impl Default for Image {
             base: default_base(),
             files: None,
             binaries: Vec::new(),
+            packages: Vec::new(),
             symlinks: BTreeMap::new(),
             user: None,
             workdir: default_workdir(),

@@ -50,6 +50,7 @@ pub fn validate(spec: &Spec) -> Vec<Finding> {
     check_resources(&spec.resources, &root.key("resources"), &mut findings);
     super::placement::check_placement(&spec.placement, &root.key("placement"), &mut findings);
     super::fragment::check_kubernetes(spec, &root.key("kubernetes"), &mut findings);
+    super::debian::check_debian(spec, &mut findings);
 
     findings.list
 }

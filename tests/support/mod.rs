@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod container;
+mod debian_repo;
 pub mod layout;
 mod postgres;
 mod registry_server;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub use container::{LAYOUT_TAG, runc_run, skopeo_copy_to_layout, umoci_unpack};
+pub use debian_repo::{DebianRepo, HttpServer, apt_simulate};
 pub use postgres::Postgres;
 pub use registry_server::Registry;
 pub use workflow::{
@@ -76,12 +78,15 @@ pub fn kuul_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kuul"))
 }
 
-/// Returns a command for the built `kuul` binary. `KUUL_REGISTRY` is removed
-/// from its environment so that a value in the caller's shell cannot change
-/// where a test pushes.
+/// Returns a command for the built `kuul` binary. `KUUL_REGISTRY`,
+/// `KUUL_DEBIAN_MIRROR` and `KUUL_CACHE_DIR` are removed from its
+/// environment so that values in the caller's shell cannot change where a
+/// test pushes or which packages it installs.
 pub fn kuul() -> assert_cmd::Command {
     let mut command = assert_cmd::Command::new(kuul_path());
     command.env_remove("KUUL_REGISTRY");
+    command.env_remove("KUUL_DEBIAN_MIRROR");
+    command.env_remove("KUUL_CACHE_DIR");
     command
 }
 

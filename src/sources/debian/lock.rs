@@ -1,0 +1,157 @@
+//! `kuul.lock`: the resolved package set, written beside kuul.toml, so that
+//! later builds install exactly the same files.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::DebianError;
+
+/// The file name of the lock, beside `kuul.toml`.
+pub const LOCK_FILE: &str = "kuul.lock";
+
+/// Bumped when the format changes incompatibly.
+const LOCK_VERSION: u32 = 1;
+
+/// The contents of `kuul.lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    pub version: u32,
+    pub request: LockRequest,
+    #[serde(default, rename = "package")]
+    pub packages: Vec<LockedPackage>,
+}
+
+/// The inputs that produced the lock. A build whose kuul.toml asks for
+/// something else resolves again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockRequest {
+    pub packages: Vec<String>,
+    pub suite: String,
+    pub components: Vec<String>,
+    pub architecture: String,
+}
+
+/// One resolved package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// Path of the `.deb` below the repository base.
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Lock {
+    pub fn new(request: LockRequest, mut packages: Vec<LockedPackage>) -> Lock {
+        packages.sort_by(|a, b| a.name.cmp(&b.name));
+        Lock { version: LOCK_VERSION, request, packages }
+    }
+
+    /// Reads the lock at `path`; `None` when there is none.
+    pub fn read(path: &Path) -> Result<Option<Lock>, DebianError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(DebianError::Io { path: path.to_owned(), source }),
+        };
+
+        let lock: Lock = toml::from_str(&text)
+            .map_err(|error| DebianError::InvalidLock { path: path.to_owned(), reason: error.message().to_owned() })?;
+        if lock.version != LOCK_VERSION {
+            return Err(DebianError::InvalidLock {
+                path: path.to_owned(),
+                reason: format!("unsupported version `{}`", lock.version),
+            });
+        }
+        Ok(Some(lock))
+    }
+
+    /// Writes the lock to `path`, replacing the file atomically.
+    pub fn write(&self, path: &Path) -> Result<(), DebianError> {
+        let body = toml::to_string(self).expect("the lock serializes to TOML");
+        let text = format!("# Written by `kuul lock`; kuul builds install exactly these packages.\n{body}");
+
+        let temporary = path.with_extension("lock.tmp");
+        std::fs::write(&temporary, text).map_err(|source| DebianError::Io { path: temporary.clone(), source })?;
+        std::fs::rename(&temporary, path).map_err(|source| DebianError::Io { path: path.to_owned(), source })
+    }
+
+    /// Lists the differences to `other` as `+ name version`, `- name
+    /// version` lines, for the `--locked` error.
+    pub fn diff(&self, other: &Lock) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.request != other.request {
+            lines.push("the request in kuul.toml changed".to_owned());
+        }
+        for package in &self.packages {
+            if !other.packages.contains(package) {
+                lines.push(format!("- {} {}", package.name, package.version));
+            }
+        }
+        for package in &other.packages {
+            if !self.packages.contains(package) {
+                lines.push(format!("+ {} {}", package.name, package.version));
+            }
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Lock {
+        let request = LockRequest {
+            packages: vec!["busybox".to_owned()],
+            suite: "bookworm".to_owned(),
+            components: vec!["main".to_owned()],
+            architecture: "amd64".to_owned(),
+        };
+        let package = LockedPackage {
+            name: "busybox".to_owned(),
+            version: "1:1.35.0-4+b3".to_owned(),
+            architecture: "amd64".to_owned(),
+            filename: "pool/main/b/busybox/busybox_1.35.0-4+b3_amd64.deb".to_owned(),
+            size: 452000,
+            sha256: "ab".repeat(32),
+        };
+        Lock::new(request, vec![package])
+    }
+
+    #[test]
+    fn lock_round_trips_through_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK_FILE);
+        sample().write(&path).unwrap();
+
+        assert_eq!(Lock::read(&path).unwrap(), Some(sample()));
+    }
+
+    #[test]
+    fn missing_lock_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+
+        assert_eq!(Lock::read(&dir.path().join(LOCK_FILE)).unwrap(), None);
+    }
+
+    #[test]
+    fn diff_lists_changed_versions() {
+        let old = sample();
+        let mut new = sample();
+        new.packages[0].version = "1:1.36.1-1".to_owned();
+
+        assert_eq!(old.diff(&new), ["- busybox 1:1.35.0-4+b3", "+ busybox 1:1.36.1-1"]);
+    }
+
+    #[test]
+    fn diff_of_equal_locks_is_empty() {
+        assert!(sample().diff(&sample()).is_empty());
+    }
+}
