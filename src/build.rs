@@ -241,13 +241,14 @@ fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str) -> Result<
 
     if head.starts_with(b"\x7fELF")
         && let Some(interpreter) = elf_interpreter(entry)
-            && !tree.contains(&interpreter) {
-                return Err(missing_interpreter(
-                    program,
-                    &interpreter,
-                    "add the program to `image.binaries` so kuul copies its loader and libraries",
-                ));
-            }
+        && !tree.contains(&interpreter)
+    {
+        return Err(missing_interpreter(
+            program,
+            &interpreter,
+            "add the program to `image.binaries` so kuul copies its loader and libraries",
+        ));
+    }
     Ok(())
 }
 

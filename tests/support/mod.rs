@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod container;
+pub mod fake_apiserver;
 mod postgres;
 mod registry_server;
 mod workflow;
