@@ -1,5 +1,6 @@
 //! The Kubernetes side: the CronJob manifest.
 
+pub mod cluster;
 pub mod manifest;
 
 pub use manifest::{cronjob, to_json, to_yaml};

@@ -4,6 +4,7 @@
 //! I/O. Every table rejects unknown keys, and every validation error carries
 //! the dotted key path so the renderer can point at the line in the file.
 
+mod deploy;
 mod locate;
 pub mod names;
 mod placement;
@@ -44,6 +45,8 @@ pub struct Spec {
     pub resources: Resources,
     #[serde(default)]
     pub placement: Placement,
+    #[serde(default)]
+    pub deploy: Deploy,
 }
 
 /// The `[job]` table: what runs and when.
@@ -206,6 +209,20 @@ pub struct Placement {
     #[serde(default)]
     pub tolerations: Vec<Toleration>,
     pub affinity: Option<Affinity>,
+}
+
+/// The `[deploy]` table: where `kuul deploy` and `kuul publish --deploy`
+/// apply the CronJob.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// Kubeconfig contexts to apply to, in order. When empty, the
+    /// kubeconfig's current context. `--context` replaces the list.
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    /// The namespace; when absent, the context's namespace. `--namespace`
+    /// overrides it.
+    pub namespace: Option<String>,
 }
 
 /// A Kubernetes toleration, with the API's camelCase field names.

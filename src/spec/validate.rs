@@ -49,6 +49,7 @@ pub fn validate(spec: &Spec) -> Vec<Finding> {
     check_image(&spec.image, &root.key("image"), &mut findings);
     check_resources(&spec.resources, &root.key("resources"), &mut findings);
     super::placement::check_placement(&spec.placement, &root.key("placement"), &mut findings);
+    super::deploy::check_deploy(&spec.deploy, &root.key("deploy"), &mut findings);
 
     findings.list
 }
