@@ -27,6 +27,11 @@ pub enum Command {
     Check(CheckArgs),
     /// Write a new job directory from a template.
     Init(InitArgs),
+    /// Apply the CronJob for a pushed image to clusters, with server-side
+    /// apply.
+    Deploy(DeployArgs),
+    /// Show what `kuul deploy` would change in the live CronJob.
+    Diff(DiffArgs),
 }
 
 /// Options shared by the commands that build an image.
@@ -84,6 +89,14 @@ pub struct PublishArgs {
     /// the pushed reference, the upload counts and the CronJob.
     #[arg(short, long, value_enum, default_value_t = ManifestFormat::Yaml)]
     pub output: ManifestFormat,
+
+    /// Also apply the CronJob to the clusters of `--context` or of
+    /// `[deploy] contexts`, as `kuul deploy` does.
+    #[arg(long)]
+    pub deploy: bool,
+
+    #[command(flatten)]
+    pub apply: ApplyFlags,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +135,78 @@ pub struct InitArgs {
     /// The job name [default: the directory's name].
     #[arg(long)]
     pub name: Option<String>,
+}
+
+/// The clusters and namespace that a cluster command works on.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// A kubeconfig context to work on. Can be repeated [default: the
+    /// contexts in `[deploy]` for commands that read kuul.toml, else the
+    /// current context].
+    #[arg(long = "context", value_name = "NAME")]
+    pub contexts: Vec<String>,
+
+    /// The namespace [default: `[deploy] namespace` for commands that read
+    /// kuul.toml, else the context's namespace].
+    #[arg(short, long, value_name = "NAME")]
+    pub namespace: Option<String>,
+}
+
+/// Options of every command that applies a CronJob.
+#[derive(Debug, Args)]
+pub struct ApplyFlags {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Send a server-side dry run: the API server validates and admits the
+    /// CronJob but stores nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Fail, instead of warning, when no Ready node matches the job's node
+    /// selector, affinity and tolerations.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Take over fields that other field managers own, such as a schedule
+    /// changed with `kubectl edit`.
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The job directory, holding kuul.toml.
+    pub job_dir: PathBuf,
+
+    /// The pushed image, pinned by digest: `HOST[:PORT]/REPO[:TAG]@sha256:HEX`.
+    #[arg(long, value_name = "REF@DIGEST")]
+    pub image: String,
+
+    #[command(flatten)]
+    pub apply: ApplyFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The job directory, holding kuul.toml.
+    pub job_dir: PathBuf,
+
+    /// The pushed image, pinned by digest: `HOST[:PORT]/REPO[:TAG]@sha256:HEX`.
+    #[arg(long, value_name = "REF@DIGEST")]
+    pub image: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Compute the diff as if `--force-conflicts` were given to deploy.
+    #[arg(long)]
+    pub force_conflicts: bool,
+
+    /// Exit with status 1 when there are differences, as `git diff
+    /// --exit-code` does.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,9 @@
 
 mod build;
 mod check;
+mod cluster;
+mod deploy;
+mod diff;
 mod init;
 mod manifest;
 mod publish;
@@ -19,6 +22,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Manifest(args) => manifest::run(args),
         Command::Check(args) => check::run(args),
         Command::Init(args) => init::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::Diff(args) => diff::run(args),
     }
 }
 

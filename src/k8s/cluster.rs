@@ -43,11 +43,13 @@ pub enum ClusterError {
     )]
     UnknownContext { name: String, available: String },
 
-    #[error("invalid kubeconfig context `{context}`: {error}")]
+    #[error(
+        "failed to set up the client for context `{context}`: {error}\nhint: check the context's cluster and user entries in the kubeconfig"
+    )]
     Config { context: String, error: String },
 
-    /// The API server answered with an error `Status`, or the request did
-    /// not reach it. `code` is the HTTP status, when there was one.
+    /// The API server returned an error `Status`, or the request did not
+    /// reach it. `code` is the HTTP status, when there was one.
     #[error("context `{context}`: failed to {action}: {message}{}", hint_line(hint))]
     Request { context: String, action: String, code: Option<u16>, message: String, hint: Option<String> },
 
@@ -75,7 +77,7 @@ impl ClusterError {
         }
     }
 
-    /// Returns whether the API server answered 404 Not Found.
+    /// Returns whether the API server returned 404 Not Found.
     pub fn is_not_found(&self) -> bool {
         self.code() == Some(404)
     }
@@ -178,11 +180,9 @@ fn describe(error: &kube::Error) -> String {
 
     if let Some(auth) = auth_error(error) {
         return match auth {
-            kube::client::AuthError::AuthExecRun { cmd, out } => format!(
-                "exec plugin `{cmd}` failed with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            kube::client::AuthError::AuthExecRun { out, .. } => {
+                format!("the exec plugin failed with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())
+            }
             kube::client::AuthError::AuthExecParse(_) => {
                 "the exec plugin's output is not a valid ExecCredential".to_owned()
             }

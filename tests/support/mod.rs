@@ -9,6 +9,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod cluster_env;
 mod container;
 pub mod fake_apiserver;
 mod postgres;
