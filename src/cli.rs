@@ -32,6 +32,18 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Show what `kuul deploy` would change in the live CronJob.
     Diff(DiffArgs),
+    /// Print one row per kuul-managed CronJob: schedule, last runs, next run.
+    Status(StatusArgs),
+    /// List a CronJob's recent runs with their result and failure reason.
+    Runs(RunsArgs),
+    /// Print the logs of a CronJob's latest run, or of a given run.
+    Logs(LogsArgs),
+    /// Start a run of a CronJob now, as `kubectl create job --from` does.
+    Run(RunArgs),
+    /// Suspend a CronJob: no new runs start until it is resumed.
+    Suspend(SuspendArgs),
+    /// Resume a suspended CronJob.
+    Resume(SuspendArgs),
 }
 
 /// Options shared by the commands that build an image.
@@ -209,6 +221,122 @@ pub struct DiffArgs {
     pub exit_code: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// List CronJobs in every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+
+    /// Exit with status 1 when a CronJob that is not suspended has not
+    /// succeeded within this window, such as `26h` or `1d12h` (units `s`,
+    /// `m`, `h`, `d`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub fail_on_stale: Option<jiff::SignedDuration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The CronJob name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The CronJob name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The run (Job name) to show [default: the newest run].
+    #[arg(long, value_name = "JOB")]
+    pub run: Option<String>,
+
+    /// Keep printing the newest pod's log as it grows, until its container
+    /// ends.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The CronJob name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Print the run's logs as it goes and exit with its result: 0 when it
+    /// succeeds, 1 when it fails.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With `--wait`, give up after this long, such as `10m` (units `s`,
+    /// `m`, `h`, `d`) [default: no limit].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "wait")]
+    pub timeout: Option<jiff::SignedDuration>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    /// The CronJob name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Parses a duration written as whole numbers with units, such as `90s`,
+/// `26h` or `1d12h`. A day is 24 hours.
+pub fn parse_duration(text: &str) -> Result<jiff::SignedDuration, String> {
+    let invalid = || format!("invalid duration `{text}`: write numbers with units `s`, `m`, `h` or `d`, such as `26h`");
+    let mut seconds: i64 = 0;
+    let mut digits = String::new();
+    for character in text.trim().chars() {
+        if character.is_ascii_digit() {
+            digits.push(character);
+            continue;
+        }
+        let unit: i64 = match character {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(invalid()),
+        };
+        let number: i64 = digits.parse().map_err(|_| invalid())?;
+        seconds = number.checked_mul(unit).and_then(|part| seconds.checked_add(part)).ok_or_else(invalid)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || seconds == 0 {
+        return Err(invalid());
+    }
+    Ok(jiff::SignedDuration::from_secs(seconds))
+}
+
+/// Output formats of the listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns for people.
+    Table,
+    Json,
+    Yaml,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SummaryFormat {
     Text,
@@ -219,4 +347,23 @@ pub enum SummaryFormat {
 pub enum ManifestFormat {
     Yaml,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn parse_duration_adds_units() {
+        assert_eq!(parse_duration("1d12h").unwrap().as_secs(), 129_600);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("26h").unwrap().as_secs(), 93_600);
+    }
+
+    #[test]
+    fn parse_duration_rejects_bad_text() {
+        for text in ["", "12", "h", "5w", "0s", "1.5h", "-1h"] {
+            assert!(parse_duration(text).is_err(), "`{text}` should be rejected");
+        }
+    }
 }

@@ -8,8 +8,14 @@ mod cluster;
 mod deploy;
 mod diff;
 mod init;
+mod logs;
 mod manifest;
 mod publish;
+mod run;
+mod runs;
+mod status;
+mod suspend;
+mod table;
 
 use crate::cli::{Cli, Command};
 use crate::report::Reporter;
@@ -24,6 +30,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Runs(args) => runs::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Suspend(args) => suspend::run(args, true),
+        Command::Resume(args) => suspend::run(args, false),
     }
 }
 
