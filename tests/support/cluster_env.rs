@@ -136,3 +136,102 @@ pub fn write_script(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write script");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("make script executable");
 }
+
+/// A kuul-managed CronJob as the API server stores it, with `status` as its
+/// status (`lastScheduleTime`, `lastSuccessfulTime`, `active`).
+pub fn cronjob(namespace: &str, name: &str, schedule: &str, suspend: bool, status: Value) -> Value {
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": format!("uid-{namespace}-{name}"),
+            "creationTimestamp": "2026-11-01T00:00:00Z",
+            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "kuul"},
+        },
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            "suspend": suspend,
+            "jobTemplate": {
+                "metadata": {"labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "kuul"}},
+                "spec": {"backoffLimit": 0, "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "kuul"}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "job", "image": IMAGE}],
+                    },
+                }},
+            },
+        },
+        "status": status,
+    })
+}
+
+/// A Job of the CronJob `owner` with `status`; `manual` adds the annotation
+/// of a run started by hand.
+pub fn job(namespace: &str, owner: &str, name: &str, created: &str, manual: bool, status: Value) -> Value {
+    let annotations = if manual { json!({"cronjob.kubernetes.io/instantiate": "manual"}) } else { json!({}) };
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": format!("uid-{name}"),
+            "creationTimestamp": created,
+            "annotations": annotations,
+            "labels": {"app.kubernetes.io/name": owner},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": owner,
+                                 "uid": format!("uid-{namespace}-{owner}"), "controller": true}],
+        },
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "job", "image": IMAGE}]}}},
+        "status": status,
+    })
+}
+
+/// The status of a Job that succeeded between `start` and `end`.
+pub fn succeeded(start: &str, end: &str) -> Value {
+    json!({
+        "startTime": start, "completionTime": end, "succeeded": 1,
+        "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": end}],
+    })
+}
+
+/// The status of a Job that failed at `end` with `reason`, and the message
+/// the Job controller writes for that reason.
+pub fn failed(start: &str, end: &str, reason: &str) -> Value {
+    let message = match reason {
+        "DeadlineExceeded" => "Job was active longer than specified deadline",
+        _ => "Job has reached the specified backoff limit",
+    };
+    json!({
+        "startTime": start, "failed": 1,
+        "conditions": [{"type": "Failed", "status": "True", "reason": reason,
+                        "message": message, "lastTransitionTime": end}],
+    })
+}
+
+/// A pod of the Job `job` in `phase`, with one container `job` whose status
+/// is `container` merged over a default status.
+pub fn pod(namespace: &str, job: &str, name: &str, created: &str, phase: &str, container: Value) -> Value {
+    let mut status = json!({"name": "job", "image": IMAGE, "imageID": "", "ready": false, "restartCount": 0});
+    for (key, value) in container.as_object().expect("container status is an object") {
+        status[key] = value.clone();
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "creationTimestamp": created,
+            "labels": {"batch.kubernetes.io/controller-uid": format!("uid-{job}"), "batch.kubernetes.io/job-name": job},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": format!("uid-{job}"),
+                                 "controller": true}],
+        },
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "job", "image": IMAGE}]},
+        "status": {"phase": phase, "containerStatuses": [status]},
+    })
+}
