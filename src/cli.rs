@@ -44,6 +44,9 @@ pub enum Command {
     Suspend(SuspendArgs),
     /// Resume a suspended CronJob.
     Resume(SuspendArgs),
+    /// Delete kuul-managed CronJobs that none of the given job directories
+    /// declares. Lists them only, unless `--confirm` is given.
+    Prune(PruneArgs),
 }
 
 /// Options shared by the commands that build an image.
@@ -298,6 +301,27 @@ pub struct SuspendArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The job directories to keep, each holding kuul.toml. Their CronJobs
+    /// are kept in the namespace each deploys to.
+    #[arg(required = true, value_name = "JOB_DIR")]
+    pub job_dirs: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Look for CronJobs to delete in every namespace [default: the
+    /// namespaces the job directories deploy to].
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// Delete the CronJobs, with their Jobs and pods. Without it, kuul only
+    /// lists what it would delete.
+    #[arg(long)]
+    pub confirm: bool,
 }
 
 /// Parses a duration written as whole numbers with units, such as `90s`,

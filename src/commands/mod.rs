@@ -10,6 +10,7 @@ mod diff;
 mod init;
 mod logs;
 mod manifest;
+mod prune;
 mod publish;
 mod run;
 mod runs;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Suspend(args) => suspend::run(args, true),
         Command::Resume(args) => suspend::run(args, false),
+        Command::Prune(args) => prune::run(args),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod manifest;
 pub mod operate;
 pub mod preflight;
+pub mod prune;
 pub mod runs;
 pub mod status;
 
