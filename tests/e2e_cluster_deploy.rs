@@ -149,6 +149,8 @@ fn deploy_table_targets_both_contexts() {
     assert!(stderr.contains("context `lab`: CronJob `ops/backup` created"), "{stderr}");
     assert!(env.server(0).object("CronJob", "ops", "backup").is_some());
     assert!(env.server(1).object("CronJob", "ops", "backup").is_some());
+    assert_eq!(validate_sent_objects(env.server(0)), 1);
+    assert_eq!(validate_sent_objects(env.server(1)), 1);
 }
 
 #[test]
@@ -263,4 +265,26 @@ fn publish_context_without_deploy_fails() {
         failure(env.kuul().arg("publish").arg(&job).args(["--registry", "127.0.0.1:1/ops", "--context", "prod"]));
 
     assert!(stderr.contains("`--context` applies only to deploys"), "{stderr}");
+}
+
+#[test]
+fn publish_deploy_applies_pushed_image() {
+    let registry = support::Registry::start();
+    let env = ClusterEnv::new(&["prod"]);
+    let job_dir = support::copy_example("hello", env.dir.path());
+
+    let (stdout, stderr) = success(env.kuul().arg("publish").arg(&job_dir).args([
+        "--registry",
+        &format!("{}/e2e", registry.host_port()),
+        "--deploy",
+        "--namespace",
+        "ops",
+    ]));
+
+    let printed = support::container_image(&support::parse_yaml(&stdout));
+    let cronjob = env.server(0).object("CronJob", "ops", "hello").expect("CronJob applied");
+    let applied = cronjob.pointer("/spec/jobTemplate/spec/template/spec/containers/0/image");
+    assert_eq!(applied, Some(&json!(printed)));
+    assert!(stderr.contains("context `prod`: CronJob `ops/hello` created"), "{stderr}");
+    assert_eq!(validate_sent_objects(env.server(0)), 1);
 }
