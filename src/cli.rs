@@ -45,7 +45,9 @@ pub enum Command {
     /// Resume a suspended CronJob.
     Resume(SuspendArgs),
     /// Delete kuul-managed CronJobs that none of the given job directories
-    /// declares. Lists them only, unless `--confirm` is given.
+    /// declares.
+    ///
+    /// Without `--confirm`, kuul only lists them.
     Prune(PruneArgs),
 }
 

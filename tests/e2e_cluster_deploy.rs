@@ -139,6 +139,33 @@ fn deploy_accepts_tainted_pool_node() {
 }
 
 #[test]
+fn deploy_skips_forbidden_node_check() {
+    let env = ClusterEnv::new(&["prod"]);
+    env.server(0).forbid("GET", "nodes");
+    let job = env.job_dir("backup", "[placement]\npool = \"ops\"\n");
+
+    let (_, stderr) = success(deploy(&env, &job).arg("--strict"));
+
+    assert!(
+        stderr.contains("warning: context `prod`: check skipped: failed to list nodes: nodes is forbidden"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(403)"), "{stderr}");
+    assert!(env.server(0).object("CronJob", "default", "backup").is_some());
+}
+
+#[test]
+fn deploy_forbidden_apply_fails_with_hint() {
+    let env = ClusterEnv::new(&["prod"]);
+    env.server(0).forbid("PATCH", "cronjobs");
+    let job = env.job_dir("backup", "");
+
+    let (_, stderr) = failure(&mut deploy(&env, &job));
+
+    assert!(stderr.contains("hint: ask for permission to apply CronJob `default/backup`"), "{stderr}");
+}
+
+#[test]
 fn deploy_table_targets_both_contexts() {
     let env = ClusterEnv::new(&["prod", "lab"]);
     let job = env.job_dir("backup", "[deploy]\ncontexts = [\"prod\", \"lab\"]\nnamespace = \"ops\"\n");

@@ -450,6 +450,11 @@ fn suspend_and_resume_toggle_flag() {
     assert!(stderr.contains("context `prod`: CronJob `ops/backup` suspended"), "{stderr}");
     assert_eq!(suspended.pointer("/spec/suspend"), Some(&json!(true)));
     assert_eq!(resumed.pointer("/spec/suspend"), Some(&json!(false)));
+    let patches: Vec<_> = env.server(0).requests().into_iter().filter(|request| request.method == "PATCH").collect();
+    assert_eq!(patches[0].content_type.as_deref(), Some("application/merge-patch+json"));
+    assert_eq!(patches[0].query.get("fieldManager").map(String::as_str), Some("kuul"));
+    assert_eq!(patches[0].body, Some(json!({"spec": {"suspend": true}})));
+    assert_eq!(patches[1].body, Some(json!({"spec": {"suspend": false}})));
 }
 
 #[test]

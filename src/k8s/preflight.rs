@@ -84,11 +84,12 @@ pub async fn check(
 /// Turns a 403 into a warning that the check was skipped, and returns any
 /// other error.
 fn skip_if_forbidden(error: ClusterError, findings: &mut Findings) -> Result<(), ClusterError> {
-    if error.code() == Some(403) {
-        findings.warnings.push(format!("check skipped: {}", error.to_string().lines().next().unwrap_or_default()));
-        Ok(())
-    } else {
-        Err(error)
+    match error {
+        ClusterError::Request { code: Some(403), action, message, .. } => {
+            findings.warnings.push(format!("check skipped: failed to {action}: {message}"));
+            Ok(())
+        }
+        other => Err(other),
     }
 }
 

@@ -66,6 +66,19 @@ pub async fn handle(
                 json!({}),
             );
         };
+
+        let plural = route.resource.plural;
+        if state.forbidden.iter().any(|(forbidden_method, forbidden_plural)| {
+            forbidden_method == method.as_str() && forbidden_plural == plural
+        }) {
+            let verb = method.as_str().to_lowercase();
+            return status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!("{plural} is forbidden: User \"test\" cannot {verb} resource \"{plural}\""),
+                json!({"kind": plural}),
+            );
+        }
         route
     };
     if !body.is_empty() && parsed_body.is_none() && method != Method::DELETE {

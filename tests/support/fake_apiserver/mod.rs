@@ -103,6 +103,9 @@ pub struct State {
     pub counter: u64,
     pub required_token: Option<String>,
     pub run_script: Option<RunScript>,
+    /// Pairs of HTTP method and resource plural that fail with 403, as
+    /// RBAC would reject them.
+    pub forbidden: Vec<(String, String)>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -190,6 +193,12 @@ impl FakeApiServer {
     /// 401.
     pub fn require_token(&self, token: &str) {
         self.state.lock().unwrap().required_token = Some(token.to_owned());
+    }
+
+    /// Makes every `method` request on `plural` (such as `GET` on `nodes`)
+    /// fail with 403 Forbidden.
+    pub fn forbid(&self, method: &str, plural: &str) {
+        self.state.lock().unwrap().forbidden.push((method.to_owned(), plural.to_owned()));
     }
 
     /// Sets what happens to Jobs created from now on.
