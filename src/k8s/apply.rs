@@ -11,7 +11,7 @@ use super::manifest::MANAGER;
 /// fields kuul owns.
 pub const FIELD_MANAGER: &str = MANAGER;
 
-/// How an apply changed the live object.
+/// The effect of an apply on the live object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     Created,

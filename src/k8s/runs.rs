@@ -13,7 +13,7 @@ pub const MANUAL_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
 /// The label the API server puts on a Job's pods to select them.
 pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 
-/// Where a run is.
+/// The state of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum RunResult {
     /// No pod of the run has started yet.

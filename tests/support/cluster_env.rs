@@ -113,7 +113,7 @@ pub fn namespace(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 }
 
-/// A node with `labels`, `taints` as (key, value, effect), and a Ready
+/// Returns a node with `labels`, `taints` as (key, value, effect), and a Ready
 /// condition.
 pub fn node(name: &str, labels: &[(&str, &str)], taints: &[(&str, &str, &str)], ready: bool) -> Value {
     let labels: serde_json::Map<String, Value> =
@@ -137,7 +137,7 @@ pub fn write_script(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("make script executable");
 }
 
-/// A kuul-managed CronJob as the API server stores it, with `status` as its
+/// Returns a kuul-managed CronJob as the API server stores it, with `status` as its
 /// status (`lastScheduleTime`, `lastSuccessfulTime`, `active`).
 pub fn cronjob(namespace: &str, name: &str, schedule: &str, suspend: bool, status: Value) -> Value {
     json!({
@@ -169,8 +169,8 @@ pub fn cronjob(namespace: &str, name: &str, schedule: &str, suspend: bool, statu
     })
 }
 
-/// A Job of the CronJob `owner` with `status`; `manual` adds the annotation
-/// of a run started by hand.
+/// Returns a Job of the CronJob `owner` with `status`. With `manual`, it
+/// has the annotation of a run started by hand.
 pub fn job(namespace: &str, owner: &str, name: &str, created: &str, manual: bool, status: Value) -> Value {
     let annotations = if manual { json!({"cronjob.kubernetes.io/instantiate": "manual"}) } else { json!({}) };
     json!({
@@ -191,7 +191,7 @@ pub fn job(namespace: &str, owner: &str, name: &str, created: &str, manual: bool
     })
 }
 
-/// The status of a Job that succeeded between `start` and `end`.
+/// Returns the status of a Job that succeeded between `start` and `end`.
 pub fn succeeded(start: &str, end: &str) -> Value {
     json!({
         "startTime": start, "completionTime": end, "succeeded": 1,
@@ -199,8 +199,8 @@ pub fn succeeded(start: &str, end: &str) -> Value {
     })
 }
 
-/// The status of a Job that failed at `end` with `reason`, and the message
-/// the Job controller writes for that reason.
+/// Returns the status of a Job that failed at `end` with `reason`, with
+/// the message the Job controller writes for that reason.
 pub fn failed(start: &str, end: &str, reason: &str) -> Value {
     let message = match reason {
         "DeadlineExceeded" => "Job was active longer than specified deadline",
@@ -213,7 +213,7 @@ pub fn failed(start: &str, end: &str, reason: &str) -> Value {
     })
 }
 
-/// A pod of the Job `job` in `phase`, with one container `job` whose status
+/// Returns a pod of the Job `job` in `phase`, with one container `job` whose status
 /// is `container` merged over a default status.
 pub fn pod(namespace: &str, job: &str, name: &str, created: &str, phase: &str, container: Value) -> Value {
     let mut status = json!({"name": "job", "image": IMAGE, "imageID": "", "ready": false, "restartCount": 0});

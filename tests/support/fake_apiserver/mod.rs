@@ -4,14 +4,19 @@
 //! 127.0.0.1 with a free port.
 //!
 //! For the calls kuul makes it follows the real API's semantics:
-//! server-side apply with field managers, conflicts, `force` and
-//! `dryRun=All` (see [`ssa`]); JSON merge patches; GET and LIST with label
-//! selectors, across one namespace or all; POST with 409 `AlreadyExists`;
-//! DELETE with owner-reference cascading; 404, 409 and 422 `Status` bodies;
-//! 404 for objects in a namespace that does not exist; pod logs with
-//! `container`, `previous=true` and `follow=true`; and bearer-token checks
-//! for exec-plugin credentials. Tests seed it with namespaces, nodes,
-//! secrets, CronJobs, Jobs and Pods, and read back every request.
+//!
+//! - server-side apply with field managers, conflicts, `force` and
+//!   `dryRun=All` (see [`ssa`]), and JSON merge patches;
+//! - GET and LIST with label selectors, in one namespace or all;
+//! - POST with 409 `AlreadyExists`, and DELETE with owner-reference
+//!   cascading;
+//! - `Status` bodies for 401, 403, 404, 409 and 422, including 404 for an
+//!   object in a namespace that does not exist;
+//! - pod logs with `container`, `previous=true` and `follow=true`;
+//! - bearer-token checks, for exec-plugin credentials.
+//!
+//! Tests seed it with namespaces, nodes, secrets, CronJobs, Jobs and Pods,
+//! and read back every request.
 
 #![allow(dead_code)]
 
@@ -150,7 +155,7 @@ impl FakeApiServer {
         server
     }
 
-    /// The base URL, such as `http://127.0.0.1:40123`.
+    /// Returns the base URL, such as `http://127.0.0.1:40123`.
     pub fn url(&self) -> &str {
         &self.url
     }
