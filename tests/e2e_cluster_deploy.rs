@@ -315,3 +315,30 @@ fn publish_deploy_applies_pushed_image() {
     assert!(stderr.contains("context `prod`: CronJob `ops/hello` created"), "{stderr}");
     assert_eq!(validate_sent_objects(env.server(0)), 1);
 }
+
+#[tokio::test]
+async fn preflight_reports_missing_pull_secret() {
+    let env = ClusterEnv::new(&["prod"]);
+    env.server(0)
+        .insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "present", "namespace": "ops"}}));
+    let mut config = kube::Config::new(env.server(0).url().parse().unwrap());
+    config.auth_info.token = Some(support::cluster_env::TOKEN.to_owned().into());
+    let cluster = kuul::k8s::cluster::Cluster {
+        context: "prod".to_owned(),
+        client: kube::Client::try_from(config).unwrap(),
+        default_namespace: "ops".to_owned(),
+    };
+    let mut cronjob: k8s_openapi::api::batch::v1::CronJob =
+        serde_json::from_value(support::cluster_env::cronjob("ops", "backup", "@daily", false, json!({}))).unwrap();
+    let pod = cronjob.spec.as_mut().unwrap().job_template.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+    pod.image_pull_secrets = Some(
+        ["present", "absent"]
+            .map(|name| k8s_openapi::api::core::v1::LocalObjectReference { name: name.to_owned() })
+            .to_vec(),
+    );
+
+    let findings = kuul::k8s::preflight::check(&cluster, "ops", &cronjob, false).await.unwrap();
+
+    assert_eq!(findings.errors.len(), 1, "{findings:?}");
+    assert!(findings.errors[0].starts_with("image pull secret `absent` not found in namespace `ops`"), "{findings:?}");
+}
