@@ -478,3 +478,19 @@ fn suspend_missing_cronjob_fails() {
 
     assert!(stderr.contains("failed to suspend CronJob `ops/absent`"), "{stderr}");
 }
+
+#[test]
+fn status_uses_namespace_of_context() {
+    let env = ClusterEnv::new(&["prod"]);
+    seed_prod(&env);
+    let kubeconfig = std::fs::read_to_string(&env.kubeconfig).unwrap();
+    let with_namespace = kubeconfig.replace("    user: prod\n", "    user: prod\n    namespace: ops\n");
+    assert_ne!(kubeconfig, with_namespace, "the kubeconfig should name user `prod` in its context");
+    std::fs::write(&env.kubeconfig, with_namespace).unwrap();
+
+    let (stdout, _) = success(env.kuul().args(["status", "-o", "json"]));
+    let rows: Value = serde_json::from_str(&stdout).unwrap();
+
+    assert_eq!(rows.as_array().map(Vec::len), Some(2), "{stdout}");
+    assert_eq!(rows[0]["namespace"], "ops");
+}
