@@ -29,6 +29,28 @@ pub enum Command {
     Init(InitArgs),
     /// Resolve `image.packages` again and rewrite kuul.lock.
     Lock(LockArgs),
+    /// Apply the CronJob for a pushed image to clusters, with server-side
+    /// apply.
+    Deploy(DeployArgs),
+    /// Show what `kuul deploy` would change in the live CronJob.
+    Diff(DiffArgs),
+    /// Print one row per kuul-managed CronJob: schedule, last runs, next run.
+    Status(StatusArgs),
+    /// List a CronJob's recent runs with their result and failure reason.
+    Runs(RunsArgs),
+    /// Print the logs of a CronJob's latest run, or of a given run.
+    Logs(LogsArgs),
+    /// Start a run of a CronJob now, as `kubectl create job --from` does.
+    Run(RunArgs),
+    /// Suspend a CronJob: no new runs start until it is resumed.
+    Suspend(SuspendArgs),
+    /// Resume a suspended CronJob.
+    Resume(SuspendArgs),
+    /// Delete kuul-managed CronJobs that none of the given job directories
+    /// declares.
+    ///
+    /// Without `--confirm`, kuul only lists them.
+    Prune(PruneArgs),
 }
 
 /// Options shared by the commands that build an image.
@@ -114,6 +136,14 @@ pub struct PublishArgs {
     /// the pushed reference, the upload counts and the CronJob.
     #[arg(short, long, value_enum, default_value_t = ManifestFormat::Yaml)]
     pub output: ManifestFormat,
+
+    /// Also apply the CronJob to the clusters of `--context` or of
+    /// `[deploy] contexts`, as `kuul deploy` does.
+    #[arg(long)]
+    pub deploy: bool,
+
+    #[command(flatten)]
+    pub apply: ApplyFlags,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +198,215 @@ pub struct InitArgs {
     pub name: Option<String>,
 }
 
+/// The clusters and namespace that a cluster command works on.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// A kubeconfig context to work on. Can be repeated [default: the
+    /// contexts in `[deploy]` for commands that read kuul.toml, else the
+    /// current context].
+    #[arg(long = "context", value_name = "NAME")]
+    pub contexts: Vec<String>,
+
+    /// The namespace [default: `[deploy] namespace` for commands that read
+    /// kuul.toml, else the context's namespace].
+    #[arg(short, long, value_name = "NAME")]
+    pub namespace: Option<String>,
+}
+
+/// Options of every command that applies a CronJob.
+#[derive(Debug, Args)]
+pub struct ApplyFlags {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Send a server-side dry run: the API server validates and admits the
+    /// CronJob but stores nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Fail, instead of warning, when no Ready node matches the job's node
+    /// selector, affinity and tolerations.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Take over fields that other field managers own, such as a schedule
+    /// changed with `kubectl edit`.
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The job directory, holding kuul.toml.
+    pub job_dir: PathBuf,
+
+    /// The pushed image, pinned by digest: `HOST[:PORT]/REPO[:TAG]@sha256:HEX`.
+    #[arg(long, value_name = "REF@DIGEST")]
+    pub image: String,
+
+    #[command(flatten)]
+    pub apply: ApplyFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The job directory, holding kuul.toml.
+    pub job_dir: PathBuf,
+
+    /// The pushed image, pinned by digest: `HOST[:PORT]/REPO[:TAG]@sha256:HEX`.
+    #[arg(long, value_name = "REF@DIGEST")]
+    pub image: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Compute the diff as if `--force-conflicts` were given to deploy.
+    #[arg(long)]
+    pub force_conflicts: bool,
+
+    /// Exit with status 1 when there are differences, as `git diff
+    /// --exit-code` does.
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// List CronJobs in every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+
+    /// Exit with status 1 when a CronJob that is not suspended has not
+    /// succeeded within this window, such as `26h` or `1d12h` (units `s`,
+    /// `m`, `h`, `d`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub fail_on_stale: Option<jiff::SignedDuration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The CronJob name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Output format on stdout.
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The CronJob name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The run (Job name) to show [default: the newest run].
+    #[arg(long, value_name = "JOB")]
+    pub run: Option<String>,
+
+    /// Keep printing the newest pod's log as it grows, until its container
+    /// ends.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The CronJob name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Print the run's logs as it goes and exit with its result: 0 when it
+    /// succeeds, 1 when it fails.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With `--wait`, give up after this long, such as `10m` (units `s`,
+    /// `m`, `h`, `d`) [default: no limit].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "wait")]
+    pub timeout: Option<jiff::SignedDuration>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    /// The CronJob name.
+    pub name: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The job directories to keep, each holding kuul.toml. Their CronJobs
+    /// are kept in the namespace each deploys to.
+    #[arg(required = true, value_name = "JOB_DIR")]
+    pub job_dirs: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Look for CronJobs to delete in every namespace [default: the
+    /// namespaces the job directories deploy to].
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// Delete the CronJobs, with their Jobs and pods. Without it, kuul only
+    /// lists what it would delete.
+    #[arg(long)]
+    pub confirm: bool,
+}
+
+/// Parses a duration written as whole numbers with units, such as `90s`,
+/// `26h` or `1d12h`. A day is 24 hours.
+pub fn parse_duration(text: &str) -> Result<jiff::SignedDuration, String> {
+    let invalid = || format!("invalid duration `{text}`: write numbers with units `s`, `m`, `h` or `d`, such as `26h`");
+    let mut seconds: i64 = 0;
+    let mut digits = String::new();
+    for character in text.trim().chars() {
+        if character.is_ascii_digit() {
+            digits.push(character);
+            continue;
+        }
+        let unit: i64 = match character {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(invalid()),
+        };
+        let number: i64 = digits.parse().map_err(|_| invalid())?;
+        seconds = number.checked_mul(unit).and_then(|part| seconds.checked_add(part)).ok_or_else(invalid)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || seconds == 0 {
+        return Err(invalid());
+    }
+    Ok(jiff::SignedDuration::from_secs(seconds))
+}
+
+/// Output formats of the listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns for people.
+    Table,
+    Json,
+    Yaml,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SummaryFormat {
     Text,
@@ -193,4 +432,23 @@ fn parse_job_dir(value: &str) -> Result<PathBuf, String> {
         return Ok(parent.map_or_else(|| PathBuf::from("."), PathBuf::from));
     }
     Err(format!("`{value}` is a file, not a job directory; pass the directory that holds `kuul.toml`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn parse_duration_adds_units() {
+        assert_eq!(parse_duration("1d12h").unwrap().as_secs(), 129_600);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("26h").unwrap().as_secs(), 93_600);
+    }
+
+    #[test]
+    fn parse_duration_rejects_bad_text() {
+        for text in ["", "12", "h", "5w", "0s", "1.5h", "-1h"] {
+            assert!(parse_duration(text).is_err(), "`{text}` should be rejected");
+        }
+    }
 }

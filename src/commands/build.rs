@@ -29,7 +29,9 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 
     match args.output {
         SummaryFormat::Text => print!("{}", text_summary(&build)),
-        SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(&json_summary(&build, args.tarball.as_deref()))?),
+        SummaryFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&json_summary(&build, args.tarball.as_deref()))?)
+        }
     }
     Ok(())
 }

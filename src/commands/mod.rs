@@ -4,11 +4,21 @@
 
 mod build;
 mod check;
+mod cluster;
+mod deploy;
 mod diagnostics;
+mod diff;
 mod init;
 mod lock;
+mod logs;
 mod manifest;
+mod prune;
 mod publish;
+mod run;
+mod runs;
+mod status;
+mod suspend;
+mod table;
 
 use crate::cli::{Cli, Command};
 use crate::report::Reporter;
@@ -22,6 +32,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Init(args) => init::run(args),
         Command::Lock(args) => lock::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Runs(args) => runs::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Suspend(args) => suspend::run(args, true),
+        Command::Resume(args) => suspend::run(args, false),
+        Command::Prune(args) => prune::run(args),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::cli::{ManifestFormat, PublishArgs};
 use crate::registry::{PushOptions, Target, push};
 
 pub fn run(args: PublishArgs) -> anyhow::Result<()> {
+    check_deploy_flags(&args)?;
     let options = build_options(&args.build)?;
     let job_dir = &args.build.job_dir;
 
@@ -67,5 +68,35 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         }
         None => print!("{rendered}"),
     }
+
+    if args.deploy {
+        runtime.block_on(super::deploy::deploy(&build.spec, &cronjob, &args.apply))?;
+    }
     Ok(())
+}
+
+/// Rejects the cluster options of `--deploy` when `--deploy` is absent, so a
+/// forgotten flag does not silently skip the deploy.
+fn check_deploy_flags(args: &PublishArgs) -> anyhow::Result<()> {
+    let apply = &args.apply;
+    let flag = if !apply.cluster.contexts.is_empty() {
+        Some("--context")
+    } else if apply.cluster.namespace.is_some() {
+        Some("--namespace")
+    } else if apply.dry_run {
+        Some("--dry-run")
+    } else if apply.strict {
+        Some("--strict")
+    } else if apply.force_conflicts {
+        Some("--force-conflicts")
+    } else {
+        None
+    };
+
+    match flag {
+        Some(flag) if !args.deploy => {
+            anyhow::bail!("`{flag}` applies only to deploys\nhint: add `--deploy` to apply the CronJob after the push")
+        }
+        _ => Ok(()),
+    }
 }

@@ -1,10 +1,19 @@
-//! The Kubernetes side: the CronJob manifest, its defaults, the
-//! `[kubernetes]` fragments, and the checks of the final manifest.
+//! The Kubernetes side. Pure: the CronJob manifest, its defaults, the
+//! `[kubernetes]` fragments, and the checks of the final manifest. Through
+//! kube's client: apply, preflight checks, status, runs, logs, run-now,
+//! suspend, resume and prune.
 
+pub mod apply;
 pub mod checks;
+pub mod cluster;
 pub mod defaults;
 pub mod fragment;
 pub mod manifest;
+pub mod operate;
+pub mod preflight;
+pub mod prune;
+pub mod runs;
+pub mod status;
 pub mod warnings;
 
 use std::fmt;

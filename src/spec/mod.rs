@@ -5,6 +5,7 @@
 //! the dotted key path so the renderer can point at the line in the file.
 
 pub mod debian;
+mod deploy;
 mod fragment;
 mod locate;
 pub mod names;
@@ -54,6 +55,8 @@ pub struct Spec {
     pub kubernetes: Kubernetes,
     #[serde(default)]
     pub debian: debian::Debian,
+    #[serde(default)]
+    pub deploy: Deploy,
 }
 
 impl Spec {
@@ -293,6 +296,20 @@ pub struct Placement {
     #[serde(default)]
     pub tolerations: Vec<Toleration>,
     pub affinity: Option<Affinity>,
+}
+
+/// The `[deploy]` table: where `kuul deploy` and `kuul publish --deploy`
+/// apply the CronJob.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// Kubeconfig contexts to apply to, in order. When empty, the
+    /// kubeconfig's current context. `--context` replaces the list.
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    /// The namespace; when absent, the context's namespace. `--namespace`
+    /// overrides it.
+    pub namespace: Option<String>,
 }
 
 /// A Kubernetes toleration, with the API's camelCase field names.

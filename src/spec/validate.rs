@@ -51,6 +51,7 @@ pub fn validate(spec: &Spec) -> Vec<Finding> {
     super::placement::check_placement(&spec.placement, &root.key("placement"), &mut findings);
     super::fragment::check_kubernetes(spec, &root.key("kubernetes"), &mut findings);
     super::debian::check_debian(spec, &mut findings);
+    super::deploy::check_deploy(&spec.deploy, &root.key("deploy"), &mut findings);
 
     findings.list
 }

@@ -9,8 +9,10 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod cluster_env;
 mod container;
 mod debian_repo;
+pub mod fake_apiserver;
 pub mod layout;
 mod postgres;
 mod registry_server;
