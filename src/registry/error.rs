@@ -122,7 +122,7 @@ pub enum RegistryError {
 
     #[error(
         "`{registry}` is not an OCI registry: `GET /v2/` returned {status}\n\
-         hint: check the host and port in `--registry`; a registry answers `/v2/` with 200 or 401"
+         hint: check the host and port in `--registry`; every registry serves `/v2/`"
     )]
     NotARegistry { registry: String, status: u16 },
 

@@ -211,8 +211,8 @@ impl<'a> Session<'a> {
     /// Rejects a server that is not a registry, such as a web server on the
     /// wrong port. oci-client accepts any `/v2/` answer as "no auth needed",
     /// and the push would then fail later with a confusing status. The
-    /// distribution spec has a registry answer `GET /v2/` with 200, or 401
-    /// when it needs a token.
+    /// distribution spec has every registry serve `GET /v2/`, so a 404 there
+    /// means the server is not one.
     async fn check_api_status(&self) -> Result<(), RegistryError> {
         let scheme = if self.context.https { "https" } else { "http" };
         let url = format!("{scheme}://{}/v2/", self.context.registry);
@@ -230,11 +230,12 @@ impl<'a> Session<'a> {
         let Ok(response) = client.get(&url).send().await else {
             return Ok(());
         };
-        let status = response.status().as_u16();
-        if status == 200 || status == 401 {
-            Ok(())
-        } else {
-            Err(RegistryError::NotARegistry { registry: self.context.registry.to_string(), status })
+        // Only 404 marks a non-registry. Other statuses (403, 429, 5xx) can
+        // come from a registry too, and the push reports them with their
+        // own hints.
+        match response.status().as_u16() {
+            404 => Err(RegistryError::NotARegistry { registry: self.context.registry.to_string(), status: 404 }),
+            _ => Ok(()),
         }
     }
 
@@ -539,7 +540,10 @@ mod tests {
     #[tokio::test]
     async fn not_found_upload_names_repository() {
         let body = r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#;
-        let server = FixedStatusServer::start("404 Not Found", body);
+        let server = FixedStatusServer::start_with(move |request_line| match request_line {
+            line if line.starts_with("GET /v2/ ") => ("200 OK", ""),
+            _ => ("404 Not Found", body),
+        });
 
         let error = push_to(&server).await;
 
