@@ -37,6 +37,9 @@ pub enum Trust<'a> {
 
 /// Fetches and verifies `dists/SUITE/InRelease`, or `Release` with
 /// `Release.gpg` when there is no InRelease.
+///
+/// NOTE: `Valid-Until` and key or signature expiry are not checked, so an
+/// old Release file with a valid signature is accepted.
 pub fn fetch(fetcher: &Fetcher, suite: &str, trust: &Trust) -> Result<Release, DebianError> {
     let dists = format!("dists/{suite}");
 

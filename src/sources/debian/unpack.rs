@@ -270,6 +270,125 @@ fn stage_file(cache: &Cache, reader: &mut impl Read) -> Result<(String, u64), De
 mod tests {
     use super::*;
 
+    /// Builds a data tar with a directory, a setuid file, a symlink and a
+    /// hard link.
+    fn data_tar() -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let new_header = || {
+            let mut header = tar::Header::new_gnu();
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mode(0o777);
+            header.set_mtime(0);
+            header
+        };
+
+        let mut header = new_header();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        builder.append_data(&mut header, "./usr/bin/", std::io::empty()).unwrap();
+
+        let mut header = new_header();
+        header.set_mode(0o4755);
+        header.set_size(5);
+        builder.append_data(&mut header, "./usr/bin/tool", &b"hello"[..]).unwrap();
+
+        let mut header = new_header();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder.append_link(&mut header, "./usr/bin/alias", "tool").unwrap();
+
+        let mut header = new_header();
+        header.set_entry_type(tar::EntryType::Link);
+        header.set_size(0);
+        builder.append_link(&mut header, "./usr/bin/tool2", "./usr/bin/tool").unwrap();
+
+        builder.into_inner().unwrap()
+    }
+
+    fn control_tar() -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let control = b"Package: tool\nVersion: 1\nArchitecture: all\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_size(control.len() as u64);
+        builder.append_data(&mut header, "./control", &control[..]).unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    /// Writes a .deb whose data member is compressed by `compress` and
+    /// named `data.tar{suffix}`.
+    fn write_deb(dir: &Path, suffix: &str, compress: impl Fn(&[u8]) -> Vec<u8>) -> std::path::PathBuf {
+        let path = dir.join(format!("tool{suffix}.deb"));
+        let mut builder = ar::Builder::new(std::fs::File::create(&path).unwrap());
+        let members: [(String, Vec<u8>); 3] = [
+            ("debian-binary".to_owned(), b"2.0\n".to_vec()),
+            ("control.tar".to_owned(), control_tar()),
+            (format!("data.tar{suffix}"), compress(&data_tar())),
+        ];
+        for (name, bytes) in members {
+            let header = ar::Header::new(name.into_bytes(), bytes.len() as u64);
+            builder.append(&header, bytes.as_slice()).unwrap();
+        }
+        path
+    }
+
+    fn unpack_with(suffix: &str, compress: impl Fn(&[u8]) -> Vec<u8>) -> Unpacked {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache")).unwrap();
+        let deb = write_deb(dir.path(), suffix, compress);
+        unpack(&cache, &deb, "tool").unwrap()
+    }
+
+    #[test]
+    fn deb_entries_keep_kinds_and_modes() {
+        let unpacked = unpack_with("", <[u8]>::to_vec);
+        let find = |path: &str| unpacked.entries.iter().find(|entry| entry.path == path).unwrap().clone();
+
+        assert!(unpacked.control.starts_with("Package: tool"));
+        assert_eq!(find("/usr/bin").kind, PackageEntryKind::Directory);
+        assert_eq!(find("/usr/bin/tool").mode, 0o4755);
+        assert_eq!(find("/usr/bin/tool").kind, PackageEntryKind::File { sha256: sha256_of(b"hello"), size: 5 });
+        assert_eq!(find("/usr/bin/alias").kind, PackageEntryKind::Symlink { target: "tool".to_owned() });
+        assert_eq!(find("/usr/bin/tool2").kind, PackageEntryKind::Hardlink { target: "/usr/bin/tool".to_owned() });
+    }
+
+    #[test]
+    fn deb_data_member_compressions() {
+        let zstd = |bytes: &[u8]| zstd::encode_all(bytes, 3).unwrap();
+        let gzip = |bytes: &[u8]| {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(bytes).unwrap();
+            encoder.finish().unwrap()
+        };
+        let xz = |bytes: &[u8]| {
+            let mut writer = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+            writer.write_all(bytes).unwrap();
+            writer.finish().unwrap()
+        };
+
+        assert_eq!(unpack_with(".zst", zstd).entries.len(), 4);
+        assert_eq!(unpack_with(".gz", gzip).entries.len(), 4);
+        assert_eq!(unpack_with(".xz", xz).entries.len(), 4);
+    }
+
+    #[test]
+    fn staged_file_content_in_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache")).unwrap();
+        let deb = write_deb(dir.path(), "", <[u8]>::to_vec);
+        unpack(&cache, &deb, "tool").unwrap();
+
+        assert_eq!(std::fs::read(cache.file_path(&sha256_of(b"hello"))).unwrap(), b"hello");
+    }
+
+    fn sha256_of(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
     #[test]
     fn normalize_strips_dot_prefix() {
         assert_eq!(normalize("./usr/bin/x"), Ok(Some("/usr/bin/x".to_owned())));
