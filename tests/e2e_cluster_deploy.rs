@@ -342,3 +342,36 @@ async fn preflight_reports_missing_pull_secret() {
     assert_eq!(findings.errors.len(), 1, "{findings:?}");
     assert!(findings.errors[0].starts_with("image pull secret `absent` not found in namespace `ops`"), "{findings:?}");
 }
+
+#[test]
+fn deploy_missing_pull_secret_stops() {
+    let env = ClusterEnv::new(&["prod"]);
+    let job = env.job_dir("backup", "[image]\npull_secrets = [\"registry-credentials\"]\n");
+
+    let (_, stderr) = failure(&mut deploy(&env, &job));
+
+    assert!(stderr.contains("image pull secret `registry-credentials` not found in namespace `default`"), "{stderr}");
+    assert!(env.server(0).object("CronJob", "default", "backup").is_none());
+}
+
+#[test]
+fn deploy_sets_existing_pull_secret() {
+    let env = ClusterEnv::new(&["prod"]);
+    env.server(0).insert(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "registry-credentials", "namespace": "default"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="},
+    }));
+    let job = env.job_dir("backup", "[image]\npull_secrets = [\"registry-credentials\"]\n");
+
+    success(&mut deploy(&env, &job));
+
+    let cronjob = env.server(0).object("CronJob", "default", "backup").expect("CronJob applied");
+    assert_eq!(
+        cronjob.pointer("/spec/jobTemplate/spec/template/spec/imagePullSecrets"),
+        Some(&json!([{"name": "registry-credentials"}]))
+    );
+    assert_eq!(validate_sent_objects(env.server(0)), 1);
+}

@@ -98,6 +98,9 @@ failed_jobs_history_limit = 10
 restart_policy = "OnFailure"
 ttl_seconds_after_finished = 604800
 
+[image]
+pull_secrets = ["registry-credentials"]
+
 [resources.requests]
 memory = "200Mi"
 

@@ -122,6 +122,7 @@ fn pod_template(
         node_selector: node_selector(placement),
         tolerations: tolerations(placement),
         affinity: placement.affinity.as_ref().map(affinity),
+        image_pull_secrets: image_pull_secrets(&spec.image.pull_secrets),
         ..Default::default()
     };
 
@@ -173,6 +174,14 @@ impl ImageUser {
 fn image_user(image: &spec::Image) -> ImageUser {
     let (uid, gid) = image.user_ids();
     ImageUser { uid, gid }
+}
+
+/// `image.pull_secrets` as the pod's `imagePullSecrets`, omitted when empty.
+fn image_pull_secrets(names: &[String]) -> Option<Vec<core::LocalObjectReference>> {
+    if names.is_empty() {
+        return None;
+    }
+    Some(names.iter().map(|name| core::LocalObjectReference { name: name.clone() }).collect())
 }
 
 fn container_security_context(user: ImageUser) -> core::SecurityContext {

@@ -97,8 +97,8 @@ fn pod_spec(cronjob: &CronJob) -> Option<&PodSpec> {
     cronjob.spec.as_ref()?.job_template.spec.as_ref()?.template.spec.as_ref()
 }
 
-// NOTE: kuul.toml has no key for pull secrets yet, so CronJobs built by
-// `k8s::manifest` carry none and this check only runs once one is added.
+/// The pod's `imagePullSecrets`: those of `image.pull_secrets` and any that
+/// a `[kubernetes]` fragment adds.
 fn pull_secret_names(pod: Option<&PodSpec>) -> Vec<String> {
     let secrets = pod.and_then(|pod| pod.image_pull_secrets.as_ref());
     secrets.into_iter().flatten().map(|secret| secret.name.clone()).filter(|name| !name.is_empty()).collect()

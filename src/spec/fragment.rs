@@ -52,6 +52,7 @@ const CRONJOB_FIELDS: &[(&str, Instead)] = &[
     ("spec.jobTemplate.spec.template.spec.containers", Instead::Key("kubernetes.container")),
     ("spec.jobTemplate.spec.template.spec.nodeSelector", Instead::Key("placement.node_selector")),
     ("spec.jobTemplate.spec.template.spec.tolerations", Instead::Key("placement.tolerations")),
+    ("spec.jobTemplate.spec.template.spec.imagePullSecrets", Instead::Key("image.pull_secrets")),
     ("spec.jobTemplate.spec.template.spec.affinity", Instead::Key("placement.affinity")),
 ];
 

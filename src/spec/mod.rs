@@ -197,6 +197,11 @@ pub struct Image {
     /// The tag to push; `latest` when absent. The CronJob always pins the
     /// digest as well.
     pub tag: Option<String>,
+    /// Names of `kubernetes.io/dockerconfigjson` Secrets in the job's
+    /// namespace that the kubelet uses to pull the image (the pod's
+    /// `imagePullSecrets`).
+    #[serde(default)]
+    pub pull_secrets: Vec<String>,
 }
 
 impl Image {
@@ -224,6 +229,7 @@ impl Default for Image {
             labels: BTreeMap::new(),
             repository: None,
             tag: None,
+            pull_secrets: Vec::new(),
         }
     }
 }

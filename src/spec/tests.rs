@@ -792,3 +792,15 @@ fn documented_snippets_parse() {
         parse_ok(&format!("{MINIMAL}{snippet}"));
     }
 }
+
+#[test]
+fn pull_secret_names_checked() {
+    let spec = parse_ok(&format!("{MINIMAL}[image]\npull_secrets = [\"registry-credentials\"]\n"));
+    assert_eq!(spec.image.pull_secrets, ["registry-credentials"]);
+
+    assert_rejected(
+        "[image]\npull_secrets = [\"Registry_Credentials\"]\n",
+        "image.pull_secrets[0]",
+        "`Registry_Credentials`",
+    );
+}

@@ -290,6 +290,17 @@ fn check_image(image: &Image, path: &KeyPath, findings: &mut Findings) {
             "use 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
         );
     }
+
+    let pull_secrets_path = path.key("pull_secrets");
+    for (index, secret) in image.pull_secrets.iter().enumerate() {
+        if !names::is_dns1123_subdomain(secret) {
+            findings.add(
+                &pull_secrets_path.index(index),
+                format!("invalid Secret name `{secret}`"),
+                "Secret names are DNS-1123 subdomains: lowercase letters, digits, `-` and `.`, such as `registry-credentials`",
+            );
+        }
+    }
 }
 
 fn check_job_file(file: &str, path: &KeyPath, findings: &mut Findings) {
