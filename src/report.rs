@@ -17,6 +17,16 @@ pub trait Reporter: Send + Sync {
 
     /// Something the user should know about that does not stop the run.
     fn warning(&self, _message: &str) {}
+
+    /// A transfer of `total_bytes` starts, such as the downloads of a
+    /// package set. At most one transfer runs at a time.
+    fn transfer_started(&self, _label: &str, _total_bytes: u64) {}
+
+    /// `bytes` more of the current transfer arrived.
+    fn transfer_progressed(&self, _bytes: u64) {}
+
+    /// The current transfer ended, whether it succeeded or not.
+    fn transfer_finished(&self) {}
 }
 
 /// A reporter that drops every event, for tests and library callers.

@@ -85,7 +85,35 @@ impl Reporter for StderrReporter {
     fn warning(&self, message: &str) {
         eprintln!("warning: {message}");
     }
+
+    fn transfer_started(&self, label: &str, total_bytes: u64) {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        let style = indicatif::ProgressStyle::with_template("  {msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("the template is valid");
+        bar.set_style(style);
+        bar.set_message(label.to_owned());
+        *TRANSFER_BAR.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bar);
+    }
+
+    fn transfer_progressed(&self, bytes: u64) {
+        if let Some(bar) = TRANSFER_BAR.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            bar.inc(bytes);
+        }
+    }
+
+    fn transfer_finished(&self) {
+        if let Some(bar) = TRANSFER_BAR.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            bar.finish_and_clear();
+        }
+    }
 }
+
+/// The progress bar of the transfer that runs now, drawn only when stderr
+/// is a terminal. CI logs get the plain step lines instead.
+static TRANSFER_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
 
 /// The first 12 hex digits of a `sha256:` digest, as `docker images` shows.
 pub(crate) fn short_digest(digest: &str) -> &str {

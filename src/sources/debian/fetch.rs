@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::DebianError;
+use crate::report::Reporter;
 
 /// How many `.deb` files are downloaded at the same time.
 const PARALLEL_DOWNLOADS: usize = 8;
@@ -90,28 +91,39 @@ impl Fetcher {
     /// Downloads every file that the cache does not have yet, in parallel,
     /// and checks each against its size and SHA256 before it enters the
     /// cache. Stops at the first failure.
-    pub fn download_all(&self, downloads: &[Download], cache: &Cache) -> Result<DownloadStats, DebianError> {
+    pub fn download_all(
+        &self,
+        downloads: &[Download],
+        cache: &Cache,
+        reporter: &dyn Reporter,
+    ) -> Result<DownloadStats, DebianError> {
         let mut stats = DownloadStats::default();
         let missing: Vec<&Download> =
             downloads.iter().filter(|download| !cache.deb_path(&download.sha256).exists()).collect();
         stats.cached = downloads.len() - missing.len();
 
-        self.runtime.block_on(async {
-            let mut results =
-                futures_util::stream::iter(missing.into_iter().map(|download| self.download(download, cache)))
-                    .buffer_unordered(PARALLEL_DOWNLOADS);
+        let total: u64 = missing.iter().map(|download| download.size).sum();
+        reporter.transfer_started(&format!("download {} Debian packages", missing.len()), total);
+        let result = self.runtime.block_on(async {
+            let mut results = futures_util::stream::iter(
+                missing.into_iter().map(|download| self.download(download, cache, reporter)),
+            )
+            .buffer_unordered(PARALLEL_DOWNLOADS);
             while let Some(result) = results.next().await {
                 stats.bytes += result?;
                 stats.downloaded += 1;
             }
             Ok::<(), DebianError>(())
-        })?;
+        });
+        reporter.transfer_finished();
+
+        result?;
         Ok(stats)
     }
 
     /// Streams one file into a temporary file in the cache while hashing
     /// it, then renames it to its digest. Returns the byte count.
-    async fn download(&self, download: &Download, cache: &Cache) -> Result<u64, DebianError> {
+    async fn download(&self, download: &Download, cache: &Cache, reporter: &dyn Reporter) -> Result<u64, DebianError> {
         let url = self.url(&download.path);
         let staging = cache.temporary_file()?;
         let mut file = staging.as_file();
@@ -122,14 +134,16 @@ impl Fetcher {
             let mut source =
                 std::fs::File::open(local).map_err(|source| DebianError::Io { path: PathBuf::from(local), source })?;
             let mut writer = HashingWriter { inner: &mut file, hasher: &mut hasher, written: &mut written };
-            std::io::copy(&mut source, &mut writer)
+            let copied = std::io::copy(&mut source, &mut writer)
                 .map_err(|source| DebianError::Io { path: PathBuf::from(local), source })?;
+            reporter.transfer_progressed(copied);
         } else {
             let response = self.client.get(&url).send().await.map_err(|error| fetch_error(&url, &error))?;
             let mut response = response.error_for_status().map_err(|error| fetch_error(&url, &error))?;
             while let Some(chunk) = response.chunk().await.map_err(|error| fetch_error(&url, &error))? {
                 hasher.update(&chunk);
                 written += chunk.len() as u64;
+                reporter.transfer_progressed(chunk.len() as u64);
                 file.write_all(&chunk).map_err(|source| DebianError::Io { path: staging.path().to_owned(), source })?;
             }
         }
@@ -274,5 +288,52 @@ mod tests {
         let fetcher = Fetcher::new("file:///srv/repo").unwrap();
 
         assert_eq!(fetcher.url("pool/a_1%3a2.deb"), "file:///srv/repo/pool/a_1%3a2.deb");
+    }
+
+    /// Records the transfer events a download round reports.
+    #[derive(Default)]
+    struct TransferRecorder {
+        events: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Reporter for TransferRecorder {
+        fn transfer_started(&self, label: &str, total_bytes: u64) {
+            self.events.lock().unwrap().push(format!("start {label} {total_bytes}"));
+        }
+
+        fn transfer_progressed(&self, bytes: u64) {
+            self.events.lock().unwrap().push(format!("progress {bytes}"));
+        }
+
+        fn transfer_finished(&self) {
+            self.events.lock().unwrap().push("finish".to_owned());
+        }
+    }
+
+    #[test]
+    fn download_round_reports_transfer() {
+        let mirror = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let contents: [&[u8]; 2] = [b"first package", b"second, longer package"];
+        let mut downloads = Vec::new();
+        for (index, content) in contents.iter().enumerate() {
+            let path = format!("pool/p{index}.deb");
+            std::fs::create_dir_all(mirror.path().join("pool")).unwrap();
+            std::fs::write(mirror.path().join(&path), content).unwrap();
+            downloads.push(Download { path, sha256: sha256_hex(content), size: content.len() as u64 });
+        }
+        let fetcher = Fetcher::new(&format!("file://{}", mirror.path().display())).unwrap();
+        let cache = Cache::open(cache_dir.path()).unwrap();
+        let recorder = TransferRecorder::default();
+
+        let stats = fetcher.download_all(&downloads, &cache, &recorder).unwrap();
+
+        let events = recorder.events.lock().unwrap().clone();
+        assert_eq!(stats.downloaded, 2);
+        assert_eq!(events.first().map(String::as_str), Some("start download 2 Debian packages 35"));
+        assert_eq!(events.last().map(String::as_str), Some("finish"));
+        let progressed: u64 =
+            events.iter().filter_map(|event| event.strip_prefix("progress ")?.parse::<u64>().ok()).sum();
+        assert_eq!(progressed, 35);
     }
 }

@@ -188,10 +188,8 @@ pub fn collect(
     let missing = downloads.iter().filter(|download| !cache.deb_path(&download.sha256).exists()).count();
     let mut stats = DownloadStats { cached: downloads.len(), ..Default::default() };
     if missing > 0 {
-        // NOTE: the reporter gets one line per step; there is no per-file
-        // progress bar yet.
         reporter.step(&format!("download {missing} of {} Debian packages", downloads.len()));
-        stats = repository.fetcher()?.download_all(&downloads, &cache)?;
+        stats = repository.fetcher()?.download_all(&downloads, &cache, reporter)?;
     }
 
     reporter.step(&format!("unpack {} Debian packages", lock.packages.len()));
