@@ -112,18 +112,7 @@ fn build_writes_default_layout_in_job_dir() {
 fn build_tarball_reads_with_skopeo() {
     support::require("skopeo");
     let work = tempfile::tempdir().expect("temporary directory");
-    let job_dir = copy_example("hello", work.path());
-    let tarball = work.path().join("hello.tar");
-
-    let output = support::kuul()
-        .arg("build")
-        .arg(&job_dir)
-        .arg("--tarball")
-        .arg(&tarball)
-        .args(["-o", "json"])
-        .output()
-        .expect("start kuul build");
-    let summary = support::parse_json_stdout("kuul build --tarball", &output);
+    let (tarball, summary) = build_hello_tarball(work.path());
 
     let inspect = run_checked(
         "skopeo inspect",
@@ -141,19 +130,8 @@ fn build_tarball_reads_with_skopeo() {
 fn build_tarball_loads_with_podman() {
     support::require("podman");
     let work = tempfile::tempdir().expect("temporary directory");
-    let job_dir = copy_example("hello", work.path());
-    let tarball = work.path().join("hello.tar");
-
-    let output = support::kuul()
-        .arg("build")
-        .arg(&job_dir)
-        .arg("--tarball")
-        .arg(&tarball)
-        .arg("--layout")
-        .arg(work.path().join("layout"))
-        .output()
-        .expect("start kuul build");
-    assert!(output.status.success(), "stderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    let (tarball, summary) = build_hello_tarball(work.path());
+    assert_eq!(summary["tarball"], tarball.to_str().expect("UTF-8 path"), "{summary:#}");
 
     // A private store, so the test neither needs nor touches the machine's
     // container storage.
@@ -179,6 +157,26 @@ fn build_tarball_loads_with_podman() {
     assert!(loaded.contains("hello:latest"), "podman load output:\n{loaded}");
     let listed = String::from_utf8_lossy(&images.stdout);
     assert!(listed.lines().any(|line| line.ends_with("/hello:latest")), "podman images:\n{listed}");
+}
+
+/// Builds a copy of `images/hello` under `work` with `--tarball` and returns
+/// the archive's path and the JSON summary.
+fn build_hello_tarball(work: &Path) -> (std::path::PathBuf, serde_json::Value) {
+    let job_dir = copy_example("hello", work);
+    let tarball = work.join("hello.tar");
+
+    let output = support::kuul()
+        .arg("build")
+        .arg(&job_dir)
+        .arg("--tarball")
+        .arg(&tarball)
+        .arg("--layout")
+        .arg(work.join("layout"))
+        .args(["-o", "json"])
+        .output()
+        .expect("start kuul build");
+    let summary = support::parse_json_stdout("kuul build --tarball", &output);
+    (tarball, summary)
 }
 
 /// Sets the access and modification time of every file and directory under
