@@ -340,7 +340,7 @@ impl<'a> Session<'a> {
 }
 
 /// Converts a credential to `oci-client`'s form.
-fn registry_auth(credential: &Credential) -> RegistryAuth {
+pub(crate) fn registry_auth(credential: &Credential) -> RegistryAuth {
     match credential {
         Credential::Anonymous => RegistryAuth::Anonymous,
         Credential::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
