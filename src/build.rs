@@ -89,8 +89,7 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     let architecture = architecture.as_str();
 
     let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
-    let layout = Layout::open_or_create(&layout_dir)?;
-    let base = base_step::pull_and_import(&spec, options, architecture, &layout, reporter)?;
+    let base = base_step::pull_and_import(&spec, options, architecture, &layout_dir, reporter)?;
 
     reporter.step("collect files");
     let mut layers = collect_layers(&spec, job_dir, options, uid, gid, architecture)?;
@@ -118,6 +117,7 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     if let Some(base) = &base {
         base_step::merge_settings(&mut settings, base);
     }
+    let layout = Layout::open_or_create(&layout_dir)?;
     let built = image::build_on_base(&layout, base.as_ref(), &normalized, &settings, reporter)?;
 
     let tag = spec.tag().to_owned();

@@ -10,12 +10,14 @@ use crate::registry::pull::{PullOptions, pull_base};
 use crate::report::Reporter;
 use crate::spec::Spec;
 
-/// Pulls and imports the base image, or returns `None` for `scratch`.
+/// Pulls the base image and imports it into the layout at `layout_dir`, or
+/// returns `None` for `scratch`. The layout is created only for a base, so a
+/// `scratch` build that fails later leaves no layout behind.
 pub(super) fn pull_and_import(
     spec: &Spec,
     options: &super::BuildOptions,
     architecture: &str,
-    layout: &Layout,
+    layout_dir: &std::path::Path,
     reporter: &dyn Reporter,
 ) -> Result<Option<BaseImage>, BuildError> {
     if spec.image.base == "scratch" {
@@ -24,6 +26,8 @@ pub(super) fn pull_and_import(
 
     // `spec::load` validated the reference.
     let reference = crate::registry::parse_base(&spec.image.base).map_err(crate::registry::pull::PullError::from)?;
+    // NOTE: `--insecure-registry` does not reach this step yet, so only a
+    // loopback base registry can be plain HTTP.
     let pull_options = PullOptions { cache_dir: options.debian.cache_dir.clone(), ..PullOptions::default() };
     let platform = Platform::linux(architecture);
 
@@ -35,7 +39,8 @@ pub(super) fn pull_and_import(
     let pulled = runtime.block_on(pull_base(&reference, &platform, &pull_options, reporter))?;
 
     reporter.step("import base layers");
-    Ok(Some(base::import(layout, &pulled)?))
+    let layout = Layout::open_or_create(layout_dir)?;
+    Ok(Some(base::import(&layout, &pulled)?))
 }
 
 /// Merges the base's config into `settings` with the precedence that

@@ -35,7 +35,7 @@ const MIN_DOWNLOAD_RATE: u64 = 256 * 1024;
 pub struct PullOptions {
     /// Registries reached over plain HTTP besides loopback ones.
     pub insecure_registries: Vec<String>,
-    /// Directory with the Docker `config.json`; `None` means
+    /// Directory with the Docker `config.json`. `None` means
     /// [`docker_config_dir`].
     pub docker_config_dir: Option<PathBuf>,
     /// Root of the cache; blobs go under `blobs/sha256/`.
@@ -170,12 +170,9 @@ impl<'a> PullSession<'a> {
         if let Some(expected) = expected
             && expected != actual
         {
-            return Err(BaseError::DigestMismatch {
-                digest: expected.to_owned(),
-                actual,
-                cache: PathBuf::from("(manifest, not cached)"),
-            }
-            .into());
+            return Err(
+                BaseError::DownloadDigestMismatch { what: "manifest", digest: expected.to_owned(), actual }.into()
+            );
         }
         Ok((bytes.to_vec(), actual))
     }
@@ -191,8 +188,8 @@ impl<'a> PullSession<'a> {
 
         let actual = sha256_digest(&bytes);
         if actual != descriptor.digest {
-            let cache = PathBuf::from("(config, not cached)");
-            return Err(BaseError::DigestMismatch { digest: descriptor.digest.clone(), actual, cache }.into());
+            let digest = descriptor.digest.clone();
+            return Err(BaseError::DownloadDigestMismatch { what: "config", digest, actual }.into());
         }
         Ok(bytes)
     }
@@ -244,8 +241,8 @@ impl<'a> PullSession<'a> {
         let (actual, size) = file_digest(&temp).map_err(io_error)?;
         if actual != layer.digest || size != layer.size {
             let _ = std::fs::remove_file(&temp);
-            let cache = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            return Err(BaseError::DigestMismatch { digest: layer.digest.clone(), actual, cache }.into());
+            let digest = layer.digest.clone();
+            return Err(BaseError::DownloadDigestMismatch { what: "layer", digest, actual }.into());
         }
         std::fs::rename(&temp, path).map_err(io_error)?;
         Ok(())

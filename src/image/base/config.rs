@@ -2,7 +2,7 @@
 //!
 //! Precedence, documented in `docs/base-images.md`:
 //! - `Env`: the base's variables, each replaced by kuul's variable of the
-//!   same name; `PATH` is the base's `PATH` followed by kuul's directories
+//!   same name. `PATH` is the base's `PATH` followed by kuul's directories
 //!   that it lacks.
 //! - `Labels`: the base's labels, overridden by `image.labels` and kuul's own.
 //! - `User`, `Entrypoint`, `WorkingDir`: kuul's values, because the CronJob

@@ -24,8 +24,8 @@ const HEAD_BYTES: u64 = 512;
 /// Files whose full content is kept, because kuul merges its users into them.
 pub const MERGED_FILES: [&str; 2] = ["/etc/passwd", "/etc/group"];
 
-/// What one layer changes: whiteouts first, applied to the layers below,
-/// then the entries.
+/// The changes of one layer. Its whiteouts apply to the layers below, then
+/// its entries are added.
 #[derive(Debug, Default)]
 struct LayerChanges {
     removed: Vec<String>,
@@ -110,6 +110,8 @@ fn read_changes(reader: impl Read, digest: &str) -> Result<LayerChanges, BaseErr
             EntryKind::Hardlink { target }
         } else if entry_type.is_file() || entry_type == tar::EntryType::Continuous {
             let size = item.size();
+            // NOTE: goblin needs the whole ELF file, so the interpreter check
+            // skips ELF programs that come from the base.
             let keep = if MERGED_FILES.contains(&path.as_str()) {
                 size
             } else if mode & 0o111 != 0 {

@@ -37,18 +37,18 @@ impl Platform {
         Platform { os: "linux".to_owned(), architecture: architecture.to_owned(), variant: None }
     }
 
-    /// Reports whether an index entry's platform can run where `self` is
-    /// wanted. A wanted platform without a variant accepts any variant, and
+    /// Reports whether an index entry's platform matches the requested
+    /// platform `self`. A request without a variant accepts any variant, and
     /// `arm64` treats a missing variant as `v8`.
     fn accepts(&self, other: &IndexPlatform) -> bool {
         if self.os != other.os || self.architecture != other.architecture {
             return false;
         }
-        let Some(wanted) = &self.variant else {
+        let Some(requested) = &self.variant else {
             return true;
         };
         let variant = other.variant.as_deref().or((self.architecture == "arm64").then_some("v8"));
-        variant == Some(wanted.as_str())
+        variant == Some(requested.as_str())
     }
 }
 
@@ -253,8 +253,8 @@ mod tests {
     #[test]
     fn select_platform_arm64_accepts_v8() {
         let entries = entries();
-        let wanted = Platform { variant: Some("v8".to_owned()), ..Platform::linux("arm64") };
-        assert_eq!(select_platform(&entries, &wanted).unwrap().descriptor.digest, DIGEST_A);
+        let requested = Platform { variant: Some("v8".to_owned()), ..Platform::linux("arm64") };
+        assert_eq!(select_platform(&entries, &requested).unwrap().descriptor.digest, DIGEST_A);
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub enum BaseError {
     )]
     DigestMismatch { digest: String, actual: String, cache: PathBuf },
 
+    #[error(
+        "base image {what} `{digest}` arrived with digest `{actual}`\nhint: build again; if this repeats, the registry serves damaged content"
+    )]
+    DownloadDigestMismatch { what: &'static str, digest: String, actual: String },
+
     #[error("invalid base image layer `{digest}`: {reason}\nhint: rebuild the base image with a standard tool")]
     InvalidLayer { digest: String, reason: String },
 
