@@ -54,6 +54,9 @@ pub struct Build {
     /// The Debian packages installed from `image.packages`, with their
     /// download counts; `None` when the job lists no packages.
     pub packages: Option<PackagesSummary>,
+    /// The base image's repository and layer digests, for blob mounts when
+    /// the image is pushed to the base's registry; `None` for `scratch`.
+    pub base_blobs: Option<crate::registry::MountSource>,
 }
 
 /// The packages a build installed and the download counts for them.
@@ -123,7 +126,8 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     let tag = spec.tag().to_owned();
     layout.tag(&built, &tag)?;
 
-    Ok(Build { spec, layout, image: built, tag, command, packages })
+    let base_blobs = base.as_ref().map(base_step::mount_source).transpose()?;
+    Ok(Build { spec, layout, image: built, tag, command, packages, base_blobs })
 }
 
 /// Returns the image's architecture: `debian.architecture` (in OCI terms)

@@ -290,3 +290,28 @@ fn base_by_digest_pins_manifest() {
 
     assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], digest.as_str());
 }
+
+#[test]
+fn publish_mounts_base_layers() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let base_layers = layer_digests(
+        &serde_json::from_slice(&get_manifest(&registry.host_port(), "e2e/hello", "latest", OCI_MANIFEST)).unwrap(),
+    );
+    let job_dir = derived_job(work.path(), &base);
+
+    let output = support::kuul()
+        .arg("publish")
+        .arg(&job_dir)
+        .args(["--registry", &format!("{}/e2e", registry.host_port()), "-o", "json"])
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .output()
+        .expect("start kuul publish");
+    let summary = support::parse_json_stdout("kuul publish", &output);
+
+    assert_eq!(summary["blobs_mounted"], base_layers.len(), "{summary}");
+    let pushed: Value =
+        serde_json::from_slice(&get_manifest(&registry.host_port(), "e2e/derived", "latest", OCI_MANIFEST)).unwrap();
+    assert_eq!(layer_digests(&pushed)[..base_layers.len()], base_layers[..]);
+}

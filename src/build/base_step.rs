@@ -6,6 +6,7 @@ use crate::image::base::manifest::Platform;
 use crate::image::base::{self, BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION, BaseImage};
 use crate::image::layout::Layout;
 use crate::image::{ImageError, ImageSettings};
+use crate::registry::MountSource;
 use crate::registry::pull::{PullOptions, pull_base};
 use crate::report::Reporter;
 use crate::spec::Spec;
@@ -55,4 +56,15 @@ pub(super) fn merge_settings(settings: &mut ImageSettings, base: &BaseImage) {
 
     settings.annotations.insert(BASE_NAME_ANNOTATION.to_owned(), base.name.clone());
     settings.annotations.insert(BASE_DIGEST_ANNOTATION.to_owned(), base.digest.clone());
+}
+
+/// Returns the base's repository and layer digests, which a push to the same
+/// registry can mount instead of uploading.
+pub(super) fn mount_source(base: &BaseImage) -> Result<MountSource, BuildError> {
+    let reference = crate::registry::parse_base(&base.name).map_err(crate::registry::pull::PullError::from)?;
+    Ok(MountSource {
+        registry: reference.registry,
+        repository: reference.repository,
+        digests: base.layers.iter().map(|layer| layer.descriptor.digest.clone()).collect(),
+    })
 }

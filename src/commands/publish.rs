@@ -29,17 +29,22 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     crate::k8s::render(&build.spec, &pending_image, &build.command, jiff::Timestamp::now())?;
 
     eprintln!("pushing to {target}");
-    let push_options = PushOptions { insecure_registries: args.insecure_registries.clone(), ..Default::default() };
+    let push_options = PushOptions {
+        insecure_registries: args.insecure_registries.clone(),
+        mount_from: build.base_blobs.clone(),
+        ..Default::default()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcome = runtime.block_on(push(build.layout.dir(), &build.image, &target, &push_options, &StderrReporter))?;
 
     eprintln!("pushed {}", outcome.reference);
     eprintln!(
-        "uploaded {} bytes ({}) in {} blobs, {} blobs already present",
+        "uploaded {} bytes ({}) in {} blobs, {} blobs already present, {} mounted",
         outcome.bytes_uploaded,
         human_bytes(outcome.bytes_uploaded),
         outcome.blobs_uploaded,
         outcome.blobs_skipped,
+        outcome.blobs_mounted,
     );
     let also_pushed = runtime.block_on(push_extra_targets(&build, &extra_targets, &push_options))?;
 
@@ -53,6 +58,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
                 "bytes_uploaded": outcome.bytes_uploaded,
                 "blobs_uploaded": outcome.blobs_uploaded,
                 "blobs_skipped": outcome.blobs_skipped,
+                "blobs_mounted": outcome.blobs_mounted,
                 "also_pushed": also_pushed,
                 "cronjob": serde_json::to_value(&cronjob)?,
             });
