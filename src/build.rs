@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+mod base_step;
+
 use crate::image::layout::Layout;
 use crate::image::tree::ImageTree;
 use crate::image::{self, BuiltImage, ImageSettings};
@@ -52,6 +54,9 @@ pub struct Build {
     /// The Debian packages installed from `image.packages`, with their
     /// download counts; `None` when the job lists no packages.
     pub packages: Option<PackagesSummary>,
+    /// The base image's repository and layer digests, for blob mounts when
+    /// the image is pushed to the base's registry; `None` for `scratch`.
+    pub base_blobs: Option<crate::registry::MountSource>,
 }
 
 /// The packages a build installed and the download counts for them.
@@ -71,6 +76,10 @@ pub enum BuildError {
     Tree(#[from] image::tree::TreeError),
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Base(#[from] image::base::BaseError),
+    #[error(transparent)]
+    Pull(#[from] crate::registry::pull::PullError),
     #[error("{message}\nhint: {hint}")]
     Command { message: String, hint: String },
 }
@@ -82,31 +91,43 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     let architecture = image_architecture(&spec);
     let architecture = architecture.as_str();
 
+    let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
+    let base = base_step::pull_and_import(&spec, options, architecture, &layout_dir, reporter)?;
+
     reporter.step("collect files");
     let mut layers = collect_layers(&spec, job_dir, options, uid, gid, architecture)?;
+    if let Some(base) = &base {
+        layers[0].entries = image::base::system::entries_on_base(&base.tree, uid, gid, architecture);
+    }
     let (package_env, packages) = add_package_layer(&spec, job_dir, options, &mut layers, reporter)?;
 
-    let mut tree = ImageTree::new();
+    let mut tree = base.as_ref().map(|base| base.tree.clone()).unwrap_or_else(ImageTree::new);
     let mut normalized = Vec::with_capacity(layers.len());
     for layer in layers {
         normalized.push(tree.add_layer(layer)?);
     }
 
-    let path_var = image_path_var(&spec.image.binaries, &options.search_path);
+    let mut path_var = image_path_var(&spec.image.binaries, &options.search_path);
+    if let Some(base) = &base {
+        path_var = image::base::config::merge_path(&base.config.env, &path_var);
+    }
     let program = resolve_program(&spec, &tree, &path_var)?;
     check_interpreter(&tree, &program, &path_var)?;
     let command = container_command(&spec, job_dir);
 
     let mut settings = image_settings(&spec, &command, &path_var, uid, gid, options.created, architecture);
     settings.env.extend(package_env);
-    let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
+    if let Some(base) = &base {
+        base_step::merge_settings(&mut settings, base);
+    }
     let layout = Layout::open_or_create(&layout_dir)?;
-    let built = image::build(&layout, &normalized, &settings, reporter)?;
+    let built = image::build_on_base(&layout, base.as_ref(), &normalized, &settings, reporter)?;
 
     let tag = spec.tag().to_owned();
     layout.tag(&built, &tag)?;
 
-    Ok(Build { spec, layout, image: built, tag, command, packages })
+    let base_blobs = base.as_ref().map(base_step::mount_source).transpose()?;
+    Ok(Build { spec, layout, image: built, tag, command, packages, base_blobs })
 }
 
 /// Returns the image's architecture: `debian.architecture` (in OCI terms)

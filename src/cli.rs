@@ -123,6 +123,16 @@ pub struct PublishArgs {
     #[arg(long, env = "KUUL_REGISTRY", value_name = "HOST[:PORT]/PREFIX")]
     pub registry: String,
 
+    /// Another registry and repository prefix that receives the same image;
+    /// the CronJob names the image under `--registry`. Can be repeated.
+    #[arg(long = "extra-registry", value_name = "HOST[:PORT]/PREFIX")]
+    pub extra_registries: Vec<String>,
+
+    /// Another tag to push besides `image.tag`, to every registry. Can be
+    /// repeated.
+    #[arg(long = "extra-tag", value_name = "TAG")]
+    pub extra_tags: Vec<String>,
+
     /// A registry reached over plain HTTP (loopback registries always are).
     /// Credentials are never sent to it. Can be repeated.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]

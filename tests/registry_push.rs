@@ -43,7 +43,11 @@ impl Reporter for RecordingReporter {
 /// Options that read credentials from `docker_config_dir` only, never from
 /// the user's own Docker config.
 fn options_with_config(docker_config_dir: &Path) -> PushOptions {
-    PushOptions { insecure_registries: Vec::new(), docker_config_dir: Some(docker_config_dir.to_path_buf()) }
+    PushOptions {
+        insecure_registries: Vec::new(),
+        docker_config_dir: Some(docker_config_dir.to_path_buf()),
+        mount_from: None,
+    }
 }
 
 fn write_docker_config(dir: &Path, registry: &str, username: &str, password: &str) {

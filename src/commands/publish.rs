@@ -17,6 +17,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     // fails at once.
     let spec = crate::spec::load(&job_dir.join(crate::build::SPEC_FILE))?;
     let target = Target::from_prefix(&args.registry, spec.repository(), spec.tag())?;
+    let extra_targets = extra_targets(&args, spec.repository(), spec.tag())?;
 
     eprintln!("building {}", job_dir.display());
     let build = crate::build::build(job_dir, &options, &StderrReporter)
@@ -28,18 +29,24 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     crate::k8s::render(&build.spec, &pending_image, &build.command, jiff::Timestamp::now())?;
 
     eprintln!("pushing to {target}");
-    let push_options = PushOptions { insecure_registries: args.insecure_registries.clone(), ..Default::default() };
+    let push_options = PushOptions {
+        insecure_registries: args.insecure_registries.clone(),
+        mount_from: build.base_blobs.clone(),
+        ..Default::default()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcome = runtime.block_on(push(build.layout.dir(), &build.image, &target, &push_options, &StderrReporter))?;
 
     eprintln!("pushed {}", outcome.reference);
     eprintln!(
-        "uploaded {} bytes ({}) in {} blobs, {} blobs already present",
+        "uploaded {} bytes ({}) in {} blobs, {} blobs already present, {} mounted",
         outcome.bytes_uploaded,
         human_bytes(outcome.bytes_uploaded),
         outcome.blobs_uploaded,
         outcome.blobs_skipped,
+        outcome.blobs_mounted,
     );
+    let also_pushed = runtime.block_on(push_extra_targets(&build, &extra_targets, &push_options))?;
 
     let cronjob = render_with_warnings(&build.spec, &outcome.reference, &build.command)?.cronjob;
     let rendered = match args.output {
@@ -51,6 +58,8 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
                 "bytes_uploaded": outcome.bytes_uploaded,
                 "blobs_uploaded": outcome.blobs_uploaded,
                 "blobs_skipped": outcome.blobs_skipped,
+                "blobs_mounted": outcome.blobs_mounted,
+                "also_pushed": also_pushed,
                 "cronjob": serde_json::to_value(&cronjob)?,
             });
             format!("{}\n", serde_json::to_string_pretty(&summary)?)
@@ -73,6 +82,46 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         runtime.block_on(super::deploy::deploy(&build.spec, &cronjob, &args.apply))?;
     }
     Ok(())
+}
+
+/// Builds a target for each `--extra-registry` and `--extra-tag`
+/// combination besides the main one, so a typo fails before the build.
+fn extra_targets(args: &PublishArgs, repository: &str, tag: &str) -> anyhow::Result<Vec<Target>> {
+    let prefixes: Vec<&String> = std::iter::once(&args.registry).chain(&args.extra_registries).collect();
+    let tags: Vec<&str> = std::iter::once(tag).chain(args.extra_tags.iter().map(String::as_str)).collect();
+
+    let mut targets = Vec::new();
+    for (index, prefix) in prefixes.iter().enumerate() {
+        for (tag_index, tag) in tags.iter().enumerate() {
+            if index == 0 && tag_index == 0 {
+                continue;
+            }
+            let target = Target::from_prefix(prefix, repository, tag)?;
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// Pushes the same manifest bytes to every extra target and returns the
+/// pinned references. Each push compares the digest that the registry
+/// reports in the manifest's `Location` with the built one, so every
+/// reference names the same image.
+async fn push_extra_targets(
+    build: &crate::build::Build,
+    targets: &[Target],
+    options: &PushOptions,
+) -> anyhow::Result<Vec<String>> {
+    let mut pushed = Vec::new();
+    for target in targets {
+        eprintln!("pushing to {target}");
+        let outcome = push(build.layout.dir(), &build.image, target, options, &StderrReporter).await?;
+        eprintln!("pushed {}", outcome.reference);
+        pushed.push(outcome.reference);
+    }
+    Ok(pushed)
 }
 
 /// Rejects the cluster options of `--deploy` when `--deploy` is absent, so a

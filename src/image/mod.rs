@@ -3,6 +3,7 @@
 //! grow with the size of the files packed.
 
 pub mod archive;
+pub mod base;
 mod json;
 pub mod layer;
 pub mod layout;
@@ -16,7 +17,7 @@ use serde::Serialize;
 
 use self::json::to_canonical_json;
 use self::layout::Layout;
-use self::tree::{ImageTree, TreeError};
+use self::tree::TreeError;
 use crate::report::Reporter;
 use crate::sources::LayerContent;
 
@@ -129,7 +130,7 @@ impl BuiltImage {
 
 /// Writes an image into `layout` and returns its descriptors.
 ///
-/// The layers pass through a fresh [`ImageTree`] in order. It checks each
+/// The layers pass through a fresh [`tree::ImageTree`] in order. It checks each
 /// layer against the ones before it and normalizes its paths, so `layers`
 /// may come straight from the sources. Every file gets
 /// `settings.created` as its mtime. The config and the manifest are canonical
@@ -141,23 +142,50 @@ pub fn build(
     settings: &ImageSettings,
     reporter: &dyn Reporter,
 ) -> Result<BuiltImage, ImageError> {
+    build_on_base(layout, None, layers, settings, reporter)
+}
+
+/// Writes an image like [`build`], with `base`'s layers first when it is
+/// given. The base's blobs must already be in `layout` (see
+/// [`base::import`]), and its history entries come first in the config.
+pub fn build_on_base(
+    layout: &Layout,
+    base: Option<&base::BaseImage>,
+    layers: &[LayerContent],
+    settings: &ImageSettings,
+    reporter: &dyn Reporter,
+) -> Result<BuiltImage, ImageError> {
     let created = rfc3339(settings.created)?;
 
-    let mut tree = ImageTree::new();
-    let mut built_layers = Vec::new();
+    let mut tree = base.map(|base| base.tree.clone()).unwrap_or_default();
+    let mut built_layers: Vec<BuiltLayer> = base.map(|base| base.layers.clone()).unwrap_or_default();
+    let base_history = base.map(|base| base_history(base, &created)).unwrap_or_default();
+    let base_layers = built_layers.len();
     for layer in layers {
         reporter.step(&format!("layer {}", layer.description));
         let normalized = tree.add_layer(layer.clone())?;
         built_layers.push(write_layer_blob(layout, &normalized, settings.created)?);
     }
 
-    let config_json = image_config(settings, &created, &built_layers);
+    let config_json = image_config(settings, &created, &built_layers, base_history, base_layers);
     let config = write_json_blob(layout, CONFIG_MEDIA_TYPE, &config_json)?;
 
     let manifest_json = image_manifest(settings, &config, &built_layers);
     let manifest = write_json_blob(layout, MANIFEST_MEDIA_TYPE, &manifest_json)?;
 
     Ok(BuiltImage { manifest, config, layers: built_layers })
+}
+
+/// Returns the base's history, or one entry per base layer when the base
+/// config has none, so the history still lists every layer.
+fn base_history(base: &base::BaseImage, created: &str) -> Vec<serde_json::Value> {
+    if !base.config.history.is_empty() {
+        return base.config.history.clone();
+    }
+    base.layers
+        .iter()
+        .map(|_| serde_json::json!({ "created": created, "created_by": "base image", "comment": base.name }))
+        .collect()
 }
 
 /// Streams one normalized layer into a blob.
@@ -205,7 +233,7 @@ struct ImageConfig<'a> {
     os: &'a str,
     config: ExecutionConfig<'a>,
     rootfs: RootFs<'a>,
-    history: Vec<History<'a>>,
+    history: Vec<serde_json::Value>,
 }
 
 /// The config's `config` object. Empty fields are left out, as the image
@@ -229,13 +257,6 @@ struct RootFs<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     diff_ids: Vec<&'a str>,
-}
-
-#[derive(Serialize)]
-struct History<'a> {
-    created: &'a str,
-    created_by: &'static str,
-    comment: &'a str,
 }
 
 #[derive(Serialize)]
@@ -263,7 +284,19 @@ impl<'a> From<&'a Descriptor> for DescriptorJson<'a> {
     }
 }
 
-fn image_config<'a>(settings: &'a ImageSettings, created: &'a str, layers: &'a [BuiltLayer]) -> ImageConfig<'a> {
+fn image_config<'a>(
+    settings: &'a ImageSettings,
+    created: &'a str,
+    layers: &'a [BuiltLayer],
+    base_history: Vec<serde_json::Value>,
+    base_layers: usize,
+) -> ImageConfig<'a> {
+    let own_history = layers
+        .iter()
+        .skip(base_layers)
+        .map(|layer| serde_json::json!({ "created": created, "created_by": "kuul", "comment": layer.description }));
+    let history = base_history.into_iter().chain(own_history).collect();
+
     ImageConfig {
         created,
         architecture: &settings.architecture,
@@ -276,10 +309,7 @@ fn image_config<'a>(settings: &'a ImageSettings, created: &'a str, layers: &'a [
             labels: &settings.labels,
         },
         rootfs: RootFs { kind: "layers", diff_ids: layers.iter().map(|layer| layer.diff_id.as_str()).collect() },
-        history: layers
-            .iter()
-            .map(|layer| History { created, created_by: "kuul", comment: &layer.description })
-            .collect(),
+        history,
     }
 }
 

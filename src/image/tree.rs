@@ -145,6 +145,52 @@ impl ImageTree {
         self.resolve(path).is_some()
     }
 
+    /// Returns the entry recorded at exactly `path`, without following
+    /// symlinks.
+    pub fn entry(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// Records an entry of a base image layer as a runtime extracts it:
+    /// the entry replaces whatever was at its path, and replacing a
+    /// directory with anything else drops the directory's contents. No
+    /// checks run, because the base image is taken as it is.
+    pub fn insert_base_entry(&mut self, entry: Entry) {
+        let replaces_directory =
+            self.entries.get(&entry.path).is_some_and(|previous| matches!(previous.kind, EntryKind::Directory))
+                && !matches!(entry.kind, EntryKind::Directory);
+        if replaces_directory {
+            self.clear_directory(&entry.path);
+        }
+        self.entries.insert(entry.path.clone(), entry);
+    }
+
+    /// Removes `path` and everything below it, as a whiteout file does.
+    pub fn remove(&mut self, path: &str) {
+        self.clear_directory(path);
+        self.entries.remove(path);
+    }
+
+    /// Removes everything below `path` but keeps `path` itself, as an opaque
+    /// whiteout does.
+    pub fn clear_directory(&mut self, path: &str) {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        let below: Vec<String> = self
+            .entries
+            .range(prefix.clone()..)
+            .map(|(key, _)| key.clone())
+            .take_while(|key| key.starts_with(&prefix))
+            .collect();
+        for key in below {
+            self.entries.remove(&key);
+        }
+    }
+
+    /// Returns every recorded path with its entry, in byte order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
     /// Resolves the entry's parent, checks for a duplicate and adds the entry
     /// under its canonical path.
     fn stage(&self, staged: &mut BTreeMap<String, Staged>, entry: Entry) -> Result<(), TreeError> {

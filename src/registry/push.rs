@@ -51,6 +51,19 @@ pub struct PushOptions {
     /// Directory with the Docker `config.json`. `None` means
     /// [`docker_config_dir`].
     pub docker_config_dir: Option<PathBuf>,
+    /// Blobs to mount from another repository of the same registry instead
+    /// of uploading them, such as the layers of a base image.
+    pub mount_from: Option<MountSource>,
+}
+
+/// A repository of the target registry that already contains some of the
+/// image's blobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSource {
+    /// `host[:port]`. Mounts are tried only when it equals the target's.
+    pub registry: String,
+    pub repository: String,
+    pub digests: Vec<String>,
 }
 
 /// The result of a [`push`].
@@ -66,6 +79,8 @@ pub struct PushOutcome {
     pub blobs_uploaded: usize,
     /// Blobs the registry already had.
     pub blobs_skipped: usize,
+    /// Blobs mounted from [`PushOptions::mount_from`] without an upload.
+    pub blobs_mounted: usize,
 }
 
 /// Pushes the image that `image` describes from the OCI layout at
@@ -106,11 +121,16 @@ pub async fn push(
         bytes_uploaded: 0,
         blobs_uploaded: 0,
         blobs_skipped: 0,
+        blobs_mounted: 0,
     };
     for descriptor in blobs {
         if session.blob_exists(descriptor).await? {
             reporter.blob_skipped(&descriptor.digest, descriptor.size);
             outcome.blobs_skipped += 1;
+            continue;
+        }
+        if session.mount_blob(options.mount_from.as_ref(), descriptor).await {
+            outcome.blobs_mounted += 1;
             continue;
         }
 
@@ -246,6 +266,37 @@ impl<'a> Session<'a> {
         .await
     }
 
+    /// Asks the registry to mount the blob from `source`'s repository and
+    /// reports whether it did. Any failure falls back to an upload, because
+    /// a registry may respond to a mount with 202 (start an upload instead),
+    /// and oci-client 0.18 treats that response as an error.
+    async fn mount_blob(&self, source: Option<&MountSource>, descriptor: &Descriptor) -> bool {
+        let Some(source) = source else {
+            return false;
+        };
+        if source.registry != self.context.registry || !source.digests.contains(&descriptor.digest) {
+            return false;
+        }
+
+        let from = Reference::with_tag(source.registry.clone(), source.repository.clone(), "latest".to_owned());
+        let mount = self.client.mount_blob(&self.reference, &from, &descriptor.digest);
+        match tokio::time::timeout(REQUEST_TIMEOUT, mount).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::info!(registry = self.context.registry, digest = descriptor.digest, %error, "blob mount failed, uploading");
+                false
+            }
+            Err(_elapsed) => {
+                tracing::info!(
+                    registry = self.context.registry,
+                    digest = descriptor.digest,
+                    "blob mount timed out, uploading"
+                );
+                false
+            }
+        }
+    }
+
     /// Streams one blob from the layout. The registry checks the content
     /// against the digest in the upload URL and rejects a mismatch.
     async fn upload_blob(&self, layout_dir: &Path, descriptor: &Descriptor) -> Result<(), RegistryError> {
@@ -340,7 +391,7 @@ impl<'a> Session<'a> {
 }
 
 /// Converts a credential to `oci-client`'s form.
-fn registry_auth(credential: &Credential) -> RegistryAuth {
+pub(crate) fn registry_auth(credential: &Credential) -> RegistryAuth {
     match credential {
         Credential::Anonymous => RegistryAuth::Anonymous,
         Credential::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
@@ -500,6 +551,7 @@ mod tests {
         let options = PushOptions {
             insecure_registries: Vec::new(),
             docker_config_dir: Some(layout.path().join("no-docker-config")),
+            mount_from: None,
         };
 
         push(layout.path(), &image, &target, &options, &SilentReporter).await.unwrap_err()
@@ -654,6 +706,7 @@ mod tests {
         PushOptions {
             insecure_registries: insecure.iter().map(|entry| entry.to_string()).collect(),
             docker_config_dir: Some(dir.to_path_buf()),
+            mount_from: None,
         }
     }
 

@@ -276,6 +276,73 @@ pub(crate) fn validate_digest(digest: &str) -> Result<(), &'static str> {
     if valid_hex { Ok(()) } else { Err("a `sha256` digest has 64 lowercase hex characters") }
 }
 
+/// A base image reference from `image.base`:
+/// `REGISTRY/REPOSITORY:TAG`, `REGISTRY/REPOSITORY@sha256:DIGEST` or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseReference {
+    /// `host[:port]`.
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    /// When given, the pull is by this digest and the tag is informational.
+    pub digest: Option<String>,
+}
+
+impl fmt::Display for BaseReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses the `image.base` reference.
+///
+/// # Errors
+///
+/// Rejects a reference without a registry host, because kuul never falls
+/// back to a public registry, one with neither tag nor digest, and any
+/// invalid component.
+pub fn parse_base(reference: &str) -> Result<BaseReference, RegistryError> {
+    let invalid =
+        |reason: &str| RegistryError::InvalidReference { reference: reference.to_string(), reason: reason.to_string() };
+
+    let (name_and_tag, digest) = match reference.split_once('@') {
+        Some((name, digest)) => {
+            validate_digest(digest).map_err(invalid)?;
+            (name, Some(digest))
+        }
+        None => (reference, None),
+    };
+
+    let (name, tag) = split_tag(name_and_tag);
+    let (registry, repository) = split_registry(name).ok_or_else(|| invalid("missing registry host"))?;
+    if repository.is_empty() {
+        return Err(invalid("missing repository"));
+    }
+    if tag.is_none() && digest.is_none() {
+        return Err(invalid("missing `:TAG` or `@sha256:` digest"));
+    }
+
+    validate_registry_host(registry)?;
+    validate_repository(registry, repository)?;
+    if let Some(tag) = tag {
+        validate_tag(tag)?;
+    }
+
+    Ok(BaseReference {
+        registry: registry.to_string(),
+        repository: repository.to_string(),
+        tag: tag.map(str::to_string),
+        digest: digest.map(str::to_string),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,5 +551,33 @@ mod tests {
         let target = Target::from_prefix("localhost:5000/ops", "backup", "latest").unwrap();
 
         assert_eq!(target.to_string(), "localhost:5000/ops/backup:latest");
+    }
+
+    #[test]
+    fn parse_base_accepts_tag() {
+        let base = parse_base("127.0.0.1:5000/ops/base:v1").unwrap();
+        assert_eq!(base.registry, "127.0.0.1:5000");
+        assert_eq!(base.repository, "ops/base");
+        assert_eq!(base.tag.as_deref(), Some("v1"));
+        assert_eq!(base.digest, None);
+    }
+
+    #[test]
+    fn parse_base_accepts_digest() {
+        let base = parse_base(&format!("localhost:5000/base@{DIGEST}")).unwrap();
+        assert_eq!(base.digest.as_deref(), Some(DIGEST));
+        assert_eq!(base.tag, None);
+    }
+
+    #[test]
+    fn parse_base_rejects_bare_name() {
+        let error = parse_base("localhost:5000/base").unwrap_err().to_string();
+        assert!(error.contains("missing `:TAG`"), "{error}");
+    }
+
+    #[test]
+    fn parse_base_rejects_docker_hub_name() {
+        let error = parse_base("debian:12").unwrap_err().to_string();
+        assert!(error.contains("missing registry host"), "{error}");
     }
 }

@@ -164,7 +164,8 @@ impl Command {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
-    /// The base image. Only `scratch` is supported so far.
+    /// The base image: `scratch` (empty) or a registry reference
+    /// `REGISTRY/REPOSITORY:TAG`, optionally with `@sha256:DIGEST`.
     #[serde(default = "default_base")]
     pub base: String,
     /// Job files and directories, relative to the job directory. When absent,

@@ -392,10 +392,17 @@ fn env_name_with_equals_sign() {
 // image
 
 #[test]
-fn image_base_registry_rejected() {
+fn image_base_without_registry_rejected() {
     let problem = problem_with("[image]\nbase = \"debian:12\"\n");
-    assert_eq!(problem.message, "unsupported base image `debian:12`");
-    assert!(problem.hint.unwrap().contains("registry base images are not supported yet"));
+    assert_eq!(problem.message, "invalid base image `debian:12`");
+    assert!(problem.hint.unwrap().contains("missing registry host"));
+}
+
+#[test]
+fn image_base_registry_reference_accepted() {
+    let text = format!("{MINIMAL}\n[image]\nbase = \"127.0.0.1:5000/ops/base:1\"\n");
+    let spec = parse(&text, Path::new("kuul.toml")).unwrap();
+    assert_eq!(spec.image.base, "127.0.0.1:5000/ops/base:1");
 }
 
 #[test]

@@ -227,11 +227,16 @@ fn is_env_name(name: &str) -> bool {
 }
 
 fn check_image(image: &Image, path: &KeyPath, findings: &mut Findings) {
-    if image.base != "scratch" {
+    if image.base != "scratch"
+        && let Err(error) = crate::registry::parse_base(&image.base)
+    {
         findings.add(
             &path.key("base"),
-            format!("unsupported base image `{}`", image.base),
-            "registry base images are not supported yet: use `scratch` and list the host programs the job needs in `image.binaries`",
+            format!("invalid base image `{}`", image.base),
+            format!(
+                "use `scratch` or `REGISTRY/REPOSITORY:TAG` (optionally with `@sha256:DIGEST`), such as `localhost:5000/ops/base:1`: {}",
+                error.to_string().lines().next().unwrap_or_default()
+            ),
         );
     }
 

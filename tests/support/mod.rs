@@ -15,6 +15,7 @@ mod debian_repo;
 pub mod fake_apiserver;
 pub mod layout;
 mod postgres;
+pub mod registry_client;
 mod registry_server;
 mod workflow;
 

@@ -1,0 +1,317 @@
+//! End-to-end tests of base images: kuul builds on images pulled from a real
+//! `docker-registry`, keeps the base's layer blobs byte-identical, and the
+//! result runs under runc.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use support::registry_client::{get_manifest, push_blob, push_manifest};
+use support::{Registry, copy_example, publish, run_checked, runc_run, umoci_unpack};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Publishes the hello example (busybox with `/bin/sh` and `/bin/id`) as
+/// `e2e/hello:latest` and returns its reference without the digest.
+fn publish_base(registry: &Registry, work: &Path) -> String {
+    let base_dir = copy_example("hello", work);
+    publish(&base_dir, &format!("{}/e2e", registry.host_port()));
+    format!("{}/e2e/hello:latest", registry.host_port())
+}
+
+/// Writes a job that runs a shell script from the base, with no binaries of
+/// its own.
+fn derived_job(work: &Path, base: &str) -> PathBuf {
+    let dir = work.join("derived");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kuul.toml"),
+        format!(
+            "[job]\nname = \"derived\"\nschedule = \"*/30 * * * *\"\ncommand = [\"run.sh\"]\n\n\
+             [image]\nbase = \"{base}\"\nfiles = [\"run.sh\"]\n"
+        ),
+    )
+    .unwrap();
+    let script = dir.join("run.sh");
+    std::fs::write(&script, "#!/bin/sh\necho derived on base\nid -u\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Runs `kuul build` with its own cache and returns the output, unchecked.
+fn build(job_dir: &Path, cache: &Path) -> std::process::Output {
+    support::kuul().arg("build").arg(job_dir).env("KUUL_CACHE_DIR", cache).output().expect("start kuul build")
+}
+
+fn build_ok(job_dir: &Path, cache: &Path) {
+    let output = build(job_dir, cache);
+    assert!(
+        output.status.success(),
+        "kuul build failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Returns the digest of the hello base's manifest in the registry.
+fn hello_digest(registry: &Registry) -> String {
+    let manifest = get_manifest(&registry.host_port(), "e2e/hello", "latest", OCI_MANIFEST);
+    format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest)))
+}
+
+/// Reads the manifest tagged `latest` in the job's default layout.
+fn built_manifest(job_dir: &Path) -> Value {
+    let layout = job_dir.join(".kuul/oci");
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+    serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(digest)).unwrap()).unwrap()
+}
+
+fn layer_digests(manifest: &Value) -> Vec<String> {
+    manifest["layers"].as_array().unwrap().iter().map(|layer| layer["digest"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Unpacks the job's layout with umoci and runs it with runc.
+fn run_built(job_dir: &Path, work: &Path) -> String {
+    let bundle = work.join("bundle");
+    umoci_unpack(&job_dir.join(".kuul/oci"), "latest", &bundle);
+    let output = runc_run(&bundle, &[], &[], &[], false);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the image failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn kuul_built_base_runs_under_runc() {
+    support::require_root();
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+
+    build_ok(&job_dir, &work.path().join("cache"));
+    let stdout = run_built(&job_dir, work.path());
+
+    assert!(stdout.contains("derived on base\n"), "stdout:\n{stdout}");
+    assert!(stdout.contains("65532\n"), "stdout:\n{stdout}");
+}
+
+#[test]
+fn kuul_built_base_layers_kept() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+    let base_manifest: Value =
+        serde_json::from_slice(&get_manifest(&registry.host_port(), "e2e/hello", "latest", OCI_MANIFEST)).unwrap();
+    let base_digest = hello_digest(&registry);
+
+    build_ok(&job_dir, &work.path().join("cache"));
+    let manifest = built_manifest(&job_dir);
+
+    let base_layers = layer_digests(&base_manifest);
+    let layers = layer_digests(&manifest);
+    assert_eq!(layers[..base_layers.len()], base_layers[..]);
+    assert!(layers.len() > base_layers.len(), "no layer added on top: {layers:?}");
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], base.as_str());
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], base_digest.as_str());
+}
+
+#[test]
+fn docker_v2s2_base_converted_and_runs() {
+    support::require_root();
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let v2s2 = format!("{}/e2e/hello-v2s2:1", registry.host_port());
+    run_checked(
+        "skopeo copy --format v2s2",
+        std::process::Command::new("skopeo").args([
+            "copy",
+            "--format",
+            "v2s2",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{base}"),
+            &format!("docker://{v2s2}"),
+        ]),
+    );
+    let docker_manifest: Value = serde_json::from_slice(&get_manifest(
+        &registry.host_port(),
+        "e2e/hello-v2s2",
+        "1",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ))
+    .unwrap();
+    let job_dir = derived_job(work.path(), &v2s2);
+
+    build_ok(&job_dir, &work.path().join("cache"));
+    let manifest = built_manifest(&job_dir);
+
+    assert_eq!(docker_manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(manifest["mediaType"], OCI_MANIFEST);
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(layer["mediaType"], OCI_GZIP_LAYER, "{layer}");
+    }
+    let base_layers = layer_digests(&docker_manifest);
+    assert_eq!(layer_digests(&manifest)[..base_layers.len()], base_layers[..]);
+    let stdout = run_built(&job_dir, work.path());
+    assert!(stdout.contains("derived on base\n"), "stdout:\n{stdout}");
+}
+
+/// Pushes an index to `e2e/multi:TAG` holding the hello base as the build
+/// machine's platform (when `with_host` is set), a copy of it labelled
+/// `linux/arm64/v8`, and a buildkit-style attestation manifest for
+/// `unknown/unknown`. Returns the index digest.
+fn push_index(registry: &Registry, tag: &str, with_host: bool) -> String {
+    let host = registry.host_port();
+    let repository = "e2e/multi";
+    let manifest_bytes = get_manifest(&host, "e2e/hello", "latest", OCI_MANIFEST);
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+
+    // Every blob of the base is copied into the new repository.
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config_bytes = blob(registry, config_digest);
+    push_blob(&host, repository, &config_bytes);
+    for digest in layer_digests(&manifest) {
+        push_blob(&host, repository, &blob(registry, &digest));
+    }
+    let host_digest = push_manifest(&host, repository, "host", OCI_MANIFEST, &manifest_bytes);
+
+    let mut arm_config: Value = serde_json::from_slice(&config_bytes).unwrap();
+    arm_config["architecture"] = json!("arm64");
+    arm_config["variant"] = json!("v8");
+    let arm_config = serde_json::to_vec(&arm_config).unwrap();
+    let arm_config_digest = push_blob(&host, repository, &arm_config);
+    let mut arm_manifest = manifest.clone();
+    arm_manifest["config"]["digest"] = json!(arm_config_digest);
+    arm_manifest["config"]["size"] = json!(arm_config.len());
+    let arm_manifest = serde_json::to_vec(&arm_manifest).unwrap();
+    let arm_digest = push_manifest(&host, repository, "arm", OCI_MANIFEST, &arm_manifest);
+
+    let statement = br#"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document"}"#;
+    let statement_digest = push_blob(&host, repository, statement);
+    let empty_config = b"{}";
+    let empty_digest = push_blob(&host, repository, empty_config);
+    let attestation = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": empty_digest, "size": 2},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": statement_digest, "size": statement.len()}],
+    }))
+    .unwrap();
+    let attestation_digest = push_manifest(&host, repository, "attestation", OCI_MANIFEST, &attestation);
+
+    let host_architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let mut entries = vec![
+        json!({"mediaType": OCI_MANIFEST, "digest": attestation_digest, "size": attestation.len(),
+               "platform": {"os": "unknown", "architecture": "unknown"},
+               "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                               "vnd.docker.reference.digest": host_digest}}),
+        json!({"mediaType": OCI_MANIFEST, "digest": arm_digest, "size": arm_manifest.len(),
+               "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}),
+    ];
+    if with_host {
+        entries.push(json!({"mediaType": OCI_MANIFEST, "digest": host_digest, "size": manifest_bytes.len(),
+                            "platform": {"os": "linux", "architecture": host_architecture}}));
+    }
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})).unwrap();
+    push_manifest(&host, repository, tag, OCI_INDEX, &index)
+}
+
+/// Reads a blob from the registry's storage directory.
+fn blob(registry: &Registry, digest: &str) -> Vec<u8> {
+    let hex = digest.trim_start_matches("sha256:");
+    let path = registry.storage_dir().join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data");
+    std::fs::read(&path).unwrap_or_else(|error| panic!("read blob `{}`: {error}", path.display()))
+}
+
+#[test]
+fn index_base_picks_build_platform() {
+    support::require_root();
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    let index_digest = push_index(&registry, "1", true);
+    let hello_layers = layer_digests(
+        &serde_json::from_slice(&get_manifest(&registry.host_port(), "e2e/hello", "latest", OCI_MANIFEST)).unwrap(),
+    );
+    let reference = format!("{}/e2e/multi:1", registry.host_port());
+    let job_dir = derived_job(work.path(), &reference);
+
+    build_ok(&job_dir, &work.path().join("cache"));
+    let manifest = built_manifest(&job_dir);
+
+    assert_eq!(layer_digests(&manifest)[..hello_layers.len()], hello_layers[..]);
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], index_digest.as_str());
+    let stdout = run_built(&job_dir, work.path());
+    assert!(stdout.contains("derived on base\n"), "stdout:\n{stdout}");
+}
+
+#[test]
+fn index_without_build_platform_fails() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    push_index(&registry, "arm-only", false);
+    let job_dir = derived_job(work.path(), &format!("{}/e2e/multi:arm-only", registry.host_port()));
+
+    let output = build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(stderr.contains("has no manifest for platform `linux/"), "stderr:\n{stderr}");
+    assert!(stderr.contains("linux/arm64/v8"), "stderr:\n{stderr}");
+    assert!(!stderr.contains("unknown/unknown"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn base_by_digest_pins_manifest() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let digest = hello_digest(&registry);
+    let job_dir = derived_job(work.path(), &format!("{base}@{digest}"));
+
+    build_ok(&job_dir, &work.path().join("cache"));
+    let manifest = built_manifest(&job_dir);
+
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], digest.as_str());
+}
+
+#[test]
+fn publish_mounts_base_layers() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let base_layers = layer_digests(
+        &serde_json::from_slice(&get_manifest(&registry.host_port(), "e2e/hello", "latest", OCI_MANIFEST)).unwrap(),
+    );
+    let job_dir = derived_job(work.path(), &base);
+
+    let output = support::kuul()
+        .arg("publish")
+        .arg(&job_dir)
+        .args(["--registry", &format!("{}/e2e", registry.host_port()), "-o", "json"])
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .output()
+        .expect("start kuul publish");
+    let summary = support::parse_json_stdout("kuul publish", &output);
+
+    assert_eq!(summary["blobs_mounted"], base_layers.len(), "{summary}");
+    let pushed: Value =
+        serde_json::from_slice(&get_manifest(&registry.host_port(), "e2e/derived", "latest", OCI_MANIFEST)).unwrap();
+    assert_eq!(layer_digests(&pushed)[..base_layers.len()], base_layers[..]);
+}
