@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub mod base_pin;
 mod base_step;
 
 use crate::image::layout::Layout;
@@ -37,8 +38,12 @@ pub struct BuildOptions {
     pub created: i64,
     /// The build machine's `PATH`, searched for bare binary names.
     pub search_path: OsString,
-    /// Mirror override, cache and lock handling for `image.packages`.
+    /// Mirror override, cache and lock handling for `image.packages`; the
+    /// lock mode applies to the base image pin too.
     pub debian: sources::debian::DebianOptions,
+    /// Registries besides loopback ones that the base image is pulled from
+    /// over plain HTTP (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 /// A finished build.
@@ -80,6 +85,8 @@ pub enum BuildError {
     Base(#[from] image::base::BaseError),
     #[error(transparent)]
     Pull(#[from] crate::registry::pull::PullError),
+    #[error(transparent)]
+    BasePin(#[from] base_pin::BasePinError),
     #[error("{message}\nhint: {hint}")]
     Command { message: String, hint: String },
 }
@@ -92,7 +99,7 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     let architecture = architecture.as_str();
 
     let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
-    let base = base_step::pull_and_import(&spec, options, architecture, &layout_dir, reporter)?;
+    let base = base_step::pull_and_import(&spec, job_dir, options, architecture, &layout_dir, reporter)?;
 
     reporter.step("collect files");
     let mut layers = collect_layers(&spec, job_dir, options, uid, gid, architecture)?;

@@ -256,6 +256,7 @@ fn index_base_picks_build_platform() {
 
     assert_eq!(layer_digests(&manifest)[..hello_layers.len()], hello_layers[..]);
     assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], index_digest.as_str());
+    assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(index_digest.as_str()));
     let stdout = run_built(&job_dir, work.path());
     assert!(stdout.contains("derived on base\n"), "stdout:\n{stdout}");
 }
@@ -314,4 +315,147 @@ fn publish_mounts_base_layers() {
     let pushed: Value =
         serde_json::from_slice(&get_manifest(&registry.host_port(), "e2e/derived", "latest", OCI_MANIFEST)).unwrap();
     assert_eq!(layer_digests(&pushed)[..base_layers.len()], base_layers[..]);
+}
+
+/// Moves `e2e/hello:latest` to a copy of its manifest with an extra
+/// annotation, which has the same layers and a new digest. Returns the new
+/// digest.
+fn move_hello_tag(registry: &Registry) -> String {
+    let host = registry.host_port();
+    let mut manifest: Value =
+        serde_json::from_slice(&get_manifest(&host, "e2e/hello", "latest", OCI_MANIFEST)).unwrap();
+    manifest["annotations"]["org.example.rebuilt"] = json!("1");
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    push_manifest(&host, "e2e/hello", "latest", OCI_MANIFEST, &bytes)
+}
+
+/// Reads `kuul.lock` of the job as TOML.
+fn read_lock(job_dir: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(job_dir.join("kuul.lock")).expect("read kuul.lock");
+    text.parse().unwrap_or_else(|error| panic!("kuul.lock is not TOML: {error}\n{text}"))
+}
+
+fn locked_build(job_dir: &Path, cache: &Path) -> std::process::Output {
+    support::kuul()
+        .arg("build")
+        .arg("--locked")
+        .arg(job_dir)
+        .env("KUUL_CACHE_DIR", cache)
+        .output()
+        .expect("start kuul build")
+}
+
+#[test]
+fn build_writes_base_pin() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+
+    build_ok(&job_dir, &work.path().join("cache"));
+    let lock = read_lock(&job_dir);
+
+    assert_eq!(lock["base"]["reference"].as_str(), Some(base.as_str()), "{lock}");
+    assert_eq!(lock["base"]["digest"].as_str(), Some(hello_digest(&registry).as_str()), "{lock}");
+    assert!(lock.get("request").is_none(), "{lock}");
+}
+
+#[test]
+fn build_uses_pinned_base_digest() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let pinned = hello_digest(&registry);
+    let job_dir = derived_job(work.path(), &base);
+    build_ok(&job_dir, &work.path().join("cache"));
+
+    let moved = move_hello_tag(&registry);
+    build_ok(&job_dir, &work.path().join("cache"));
+    let manifest = built_manifest(&job_dir);
+
+    assert_ne!(moved, pinned);
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], pinned.as_str());
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], base.as_str());
+    assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(pinned.as_str()));
+}
+
+#[test]
+fn locked_build_rejects_moved_tag() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let pinned = hello_digest(&registry);
+    let job_dir = derived_job(work.path(), &base);
+    build_ok(&job_dir, &work.path().join("cache"));
+    let lock_before = std::fs::read(job_dir.join("kuul.lock")).unwrap();
+
+    let moved = move_hello_tag(&registry);
+    let output = locked_build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(stderr.contains(&format!("base image tag `{base}` now points to `{moved}`")), "stderr:\n{stderr}");
+    assert!(stderr.contains(&format!("pins `{pinned}`")), "stderr:\n{stderr}");
+    assert!(stderr.contains(&format!("hint: run `kuul lock {}`", job_dir.display())), "stderr:\n{stderr}");
+    assert_eq!(std::fs::read(job_dir.join("kuul.lock")).unwrap(), lock_before);
+}
+
+#[test]
+fn locked_build_accepts_unmoved_tag() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+    build_ok(&job_dir, &work.path().join("cache"));
+
+    let output = locked_build(&job_dir, &work.path().join("cache"));
+
+    assert!(output.status.success(), "kuul build --locked failed:\n{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn locked_build_without_lock_fails() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+
+    let output = locked_build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(stderr.contains("kuul.lock` is missing"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn kuul_lock_refreshes_base_pin() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+    build_ok(&job_dir, &work.path().join("cache"));
+    let moved = move_hello_tag(&registry);
+
+    let output = support::kuul().arg("lock").arg(&job_dir).output().expect("start kuul lock");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "kuul lock failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let relocked = locked_build(&job_dir, &work.path().join("cache"));
+    let manifest = built_manifest(&job_dir);
+
+    assert_eq!(stdout, format!("base {base} {moved}\n"));
+    assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(moved.as_str()));
+    assert!(relocked.status.success(), "kuul build --locked failed:\n{}", String::from_utf8_lossy(&relocked.stderr));
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], moved.as_str());
+}
+
+#[test]
+fn base_by_digest_writes_no_lock() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &format!("{base}@{}", hello_digest(&registry)));
+
+    build_ok(&job_dir, &work.path().join("cache"));
+
+    assert!(!job_dir.join("kuul.lock").exists());
 }
