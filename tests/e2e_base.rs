@@ -459,3 +459,61 @@ fn base_by_digest_writes_no_lock() {
 
     assert!(!job_dir.join("kuul.lock").exists());
 }
+
+/// Builds the derived job on a base whose registry has the non-loopback
+/// name `kuul-registry.test`, reached through a relay, with credentials
+/// for that name in the Docker config. Returns the build output and what
+/// kuul sent.
+fn build_through_relay(insecure: &[&str]) -> (std::process::Output, String) {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    let relay = support::relay::Relay::start(&registry.host_port());
+    let port = registry.host_port().rsplit(':').next().unwrap().to_owned();
+    let remote = format!("kuul-registry.test:{port}");
+    let job_dir = derived_job(work.path(), &format!("{remote}/e2e/hello:latest"));
+    let docker_config = work.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let auths = json!({"auths": {remote.clone(): {"username": "kuul", "password": "relay-secret"}}});
+    std::fs::write(docker_config.join("config.json"), auths.to_string()).unwrap();
+
+    let mut command = support::kuul();
+    command.arg("build").arg(&job_dir);
+    for entry in insecure {
+        command.args(["--insecure-registry", entry]);
+    }
+    let output = command
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .env("DOCKER_CONFIG", &docker_config)
+        .env("HTTP_PROXY", relay.url())
+        .env("HTTPS_PROXY", relay.url())
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .output()
+        .expect("start kuul build");
+    (output, relay.sent())
+}
+
+#[test]
+fn insecure_registry_reaches_base_pull() {
+    let (output, sent) = build_through_relay(&["kuul-registry.test"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(output.status.success(), "kuul build failed:\n{stderr}");
+    assert!(sent.contains("GET http://kuul-registry.test:"), "sent:\n{sent}");
+    assert!(stderr.contains("credentials for `kuul-registry.test:"), "stderr:\n{stderr}");
+    assert!(!sent.to_ascii_lowercase().contains("authorization:"), "sent:\n{sent}");
+    assert!(!stderr.contains("relay-secret"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn remote_base_registry_needs_https() {
+    let (output, sent) = build_through_relay(&[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(sent.starts_with("CONNECT kuul-registry.test:"), "sent:\n{sent}");
+    assert!(!sent.contains("GET http://"), "sent:\n{sent}");
+}
