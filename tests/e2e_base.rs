@@ -517,3 +517,96 @@ fn remote_base_registry_needs_https() {
     assert!(sent.starts_with("CONNECT kuul-registry.test:"), "sent:\n{sent}");
     assert!(!sent.contains("GET http://"), "sent:\n{sent}");
 }
+
+/// Pushes `e2e/bare:1`, a base with one uncompressed layer that holds the
+/// host's dynamically linked `/bin/true` as `/usr/bin/true` and nothing
+/// else, so its loader is missing. Returns the reference.
+fn push_base_without_loader(registry: &Registry) -> String {
+    let host = registry.host_port();
+    let program = std::fs::read("/bin/true").expect("read /bin/true");
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o755);
+    header.set_size(program.len() as u64);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder.append_data(&mut header, "usr/bin/true", program.as_slice()).unwrap();
+    let layer = builder.into_inner().unwrap();
+    let layer_digest = push_blob(&host, "e2e/bare", &layer);
+
+    let host_architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::to_vec(&json!({
+        "os": "linux",
+        "architecture": host_architecture,
+        "config": {"Env": ["PATH=/usr/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .unwrap();
+    let config_digest = push_blob(&host, "e2e/bare", &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    push_manifest(&host, "e2e/bare", "1", OCI_MANIFEST, &manifest);
+    format!("{host}/e2e/bare:1")
+}
+
+/// Writes a job whose command is `command`, taken from the base, with no
+/// files of its own.
+fn base_command_job(work: &Path, base: &str, command: &str) -> PathBuf {
+    let dir = work.join("base-command");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kuul.toml"),
+        format!(
+            "[job]\nname = \"base-command\"\nschedule = \"*/30 * * * *\"\ncommand = {command}\n\n\
+             [image]\nbase = \"{base}\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn base_program_without_loader_fails() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = push_base_without_loader(&registry);
+    let program = std::fs::read("/bin/true").unwrap();
+    let loader =
+        goblin::elf::Elf::parse(&program).unwrap().interpreter.expect("/bin/true is dynamically linked").to_owned();
+    let job_dir = base_command_job(work.path(), &base, "[\"true\"]");
+
+    let output = build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("interpreter `{loader}` of command `/usr/bin/true` is not in the image")),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the program comes from the base image, which lacks its loader"),
+        "stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn base_program_with_loader_builds() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = base_command_job(work.path(), &base, "[\"busybox\", \"true\"]");
+
+    build_ok(&job_dir, &work.path().join("cache"));
+}
