@@ -298,8 +298,8 @@ fn resolve_program(spec: &Spec, tree: &ImageTree, path_var: &str) -> Result<Stri
 /// of a script (including `#!/usr/bin/env NAME`) or the ELF interpreter of a
 /// dynamically linked program. A missing interpreter would otherwise only
 /// show up when the CronJob runs, as `exec format error` or `no such file`.
-/// `from_base` tells that the program is the base image's file, which only
-/// changes the hint.
+/// `from_base` marks a program that is the base image's own file, which
+/// changes only the hint.
 fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str, from_base: bool) -> Result<(), BuildError> {
     let (resolved, entry) = tree.resolve(program).expect("resolve_program() checked the path");
     // Base layers may store a program as a hard link to another path.

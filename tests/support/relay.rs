@@ -1,9 +1,10 @@
 //! A stand-in HTTP proxy on 127.0.0.1 that relays every connection to one
-//! loopback address and records the bytes that clients send. Pointing
-//! `HTTP_PROXY` and `HTTPS_PROXY` at it lets a test give a registry a
-//! non-loopback host name without any DNS lookup or traffic off loopback:
-//! the client sends each request to the relay with the host name in the
-//! request line, and the registry behind the relay serves it.
+//! loopback address and records the bytes that clients send.
+//!
+//! With `HTTP_PROXY` and `HTTPS_PROXY` set to the relay, a test can give a
+//! registry a non-loopback host name without any DNS lookup or traffic off
+//! loopback. The client sends each request to the relay with the host name
+//! in the request line, and the registry behind the relay serves it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

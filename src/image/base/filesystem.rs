@@ -132,7 +132,7 @@ fn read_changes(reader: impl Read, digest: &str) -> Result<LayerChanges, BaseErr
 }
 
 /// Reads the start of an executable of `size` bytes: 512 bytes, and for an
-/// ELF file as much more as [`elf::interpreter_prefix_len`] asks for.
+/// ELF file up to the length that [`elf::interpreter_prefix_len`] returns.
 fn read_executable_prefix(reader: &mut impl Read, size: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     reader.take(HEAD_BYTES.min(size)).read_to_end(&mut bytes)?;
@@ -224,7 +224,7 @@ mod tests {
         layer_path
     }
 
-    fn kept_bytes(tree: &ImageTree, path: &str) -> Vec<u8> {
+    fn inline_content(tree: &ImageTree, path: &str) -> Vec<u8> {
         match &tree.entry(path).unwrap().kind {
             EntryKind::File { content: Content::Inline(bytes), .. } => bytes.clone(),
             other => panic!("expected an inline file, found {other:?}"),
@@ -239,10 +239,10 @@ mod tests {
         let mut tree = ImageTree::new();
 
         apply_layer(&mut tree, &layer_path, OCI_LAYER_TAR, "sha256:test").unwrap();
-        let kept = kept_bytes(&tree, "/bin/tool");
+        let prefix = inline_content(&tree, "/bin/tool");
 
-        assert_eq!(elf::interpreter(&kept).as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
-        assert_eq!(kept.len(), 8192 + "/lib/ld-musl-x86_64.so.1".len() + 1);
+        assert_eq!(elf::interpreter(&prefix).as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
+        assert_eq!(prefix.len(), 8192 + "/lib/ld-musl-x86_64.so.1".len() + 1);
     }
 
     #[test]
@@ -253,10 +253,10 @@ mod tests {
         let mut tree = ImageTree::new();
 
         apply_layer(&mut tree, &layer_path, OCI_LAYER_TAR, "sha256:test").unwrap();
-        let kept = kept_bytes(&tree, "/bin/tool");
+        let prefix = inline_content(&tree, "/bin/tool");
 
-        assert_eq!(kept.len() as u64, HEAD_BYTES);
-        assert_eq!(elf::interpreter(&kept), None);
+        assert_eq!(prefix.len() as u64, HEAD_BYTES);
+        assert_eq!(elf::interpreter(&prefix), None);
     }
 
     #[test]
@@ -268,7 +268,7 @@ mod tests {
 
         apply_layer(&mut tree, &layer_path, OCI_LAYER_TAR, "sha256:test").unwrap();
 
-        assert_eq!(kept_bytes(&tree, "/bin/job.sh"), script.as_bytes()[..512]);
+        assert_eq!(inline_content(&tree, "/bin/job.sh"), script.as_bytes()[..512]);
     }
 
     #[test]

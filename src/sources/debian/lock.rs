@@ -17,7 +17,7 @@ pub const LOCK_FILE: &str = "kuul.lock";
 const LOCK_VERSION: u32 = 1;
 
 /// The contents of `kuul.lock`. A job without `image.packages` has no
-/// `request` and no packages; a job whose base is `scratch` or pinned by
+/// `request` and no packages. A job whose base is `scratch` or pinned by
 /// digest in kuul.toml has no `base`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
