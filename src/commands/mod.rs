@@ -145,6 +145,7 @@ pub(crate) fn build_options(options: &crate::cli::BuildOptions) -> anyhow::Resul
         created,
         search_path: std::env::var_os("PATH").unwrap_or_default(),
         debian: debian_options(options),
+        insecure_registries: options.insecure_registries.clone(),
     })
 }
 

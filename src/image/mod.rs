@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod base;
+pub mod elf;
 mod json;
 pub mod layer;
 pub mod layout;
