@@ -1,11 +1,11 @@
 //! The error type shared by every registry operation, and the mapping from
-//! `oci-client` errors to it.
+//! HTTP statuses and `reqwest` errors to it.
 
 use std::path::PathBuf;
 
-use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
+use oci_client::errors::OciEnvelope;
 
-/// A failure to parse a reference, read credentials or push an image.
+/// A failure to parse a reference, read credentials, or push or pull an image.
 ///
 /// Network failures name the registry and the repository so that a user who
 /// pushes to several registries can tell which one failed.
@@ -195,28 +195,15 @@ pub(crate) struct RequestContext<'a> {
 }
 
 impl RequestContext<'_> {
-    /// Maps an `oci-client` 0.18 error to the [`RegistryError`] that names
-    /// the fix.
-    pub(crate) fn map_error(&self, error: OciDistributionError) -> RegistryError {
-        match error {
-            OciDistributionError::RequestError(error) => self.map_reqwest_error(&error),
-            OciDistributionError::ServerError { code, message, .. } => self.map_status(code, &message),
-            OciDistributionError::UnauthorizedError { .. } => self.map_status(401, ""),
-            // The token service rejected the credentials. Its response body
-            // may be an HTML page, so it is not shown.
-            OciDistributionError::AuthenticationFailure(_) => self.map_status(401, ""),
-            OciDistributionError::RegistryError { envelope, .. } => self.map_envelope(&envelope),
-            other => self.request_failed(other.to_string()),
-        }
-    }
-
     /// Maps a failed `reqwest` request.
     pub(crate) fn map_reqwest_error(&self, error: &reqwest::Error) -> RegistryError {
         let status = error.status().map(|status| status.as_u16());
         // A request or body error without a status means the connection
         // failed after it was open, such as a registry that closed it in
-        // the middle of a blob upload.
-        let lost = error.is_request() || error.is_body();
+        // the middle of a blob upload. reqwest 0.13 reports a response body
+        // cut short as a decode error, and kuul enables no decompression
+        // that could fail otherwise.
+        let lost = error.is_request() || error.is_body() || error.is_decode();
         self.map_transport_failure(status, error.is_timeout(), error.is_connect(), lost, error)
     }
 
@@ -239,20 +226,6 @@ impl RequestContext<'_> {
                 };
                 RegistryError::Rejected { registry, repository, detail }
             }
-        }
-    }
-
-    fn map_envelope(&self, envelope: &OciEnvelope) -> RegistryError {
-        let first_code = envelope.errors.first().map(|error| &error.code);
-        match first_code {
-            Some(OciErrorCode::Unauthorized) => self.map_status(401, ""),
-            Some(OciErrorCode::Denied) => self.map_status(403, ""),
-            Some(OciErrorCode::NameUnknown) => self.map_status(404, ""),
-            _ => RegistryError::Rejected {
-                registry: self.registry.to_string(),
-                repository: self.repository.to_string(),
-                detail: describe_envelope(envelope),
-            },
         }
     }
 
@@ -341,8 +314,8 @@ fn innermost_message(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Returns `true` if a connection failure came from the TLS handshake.
 ///
-/// rustls's error type is not reachable through `oci-client`'s public API,
-/// so this matches the wording of rustls 0.23 errors, such as `received
+/// kuul does not depend on rustls directly, so it cannot downcast to
+/// rustls's error type, and this matches the wording of rustls 0.23 errors, such as `received
 /// corrupt message of type InvalidContentType` when the server speaks plain
 /// HTTP and `invalid peer certificate` for an untrusted certificate.
 fn looks_like_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {

@@ -2,7 +2,7 @@
 //! or a bearer token from the token service that the registry's
 //! `WWW-Authenticate` challenge names (realm, service, scope).
 //!
-//! The push uses this client instead of `oci-client` 0.18, because that
+//! Pushes and pulls use this client instead of `oci-client` 0.18, because that
 //! client turns a 401 into an error without fetching a new token, and drops
 //! the `Retry-After` header of a 429 or 503 response.
 
@@ -30,7 +30,7 @@ pub(crate) enum Challenge {
 }
 
 /// A client for one registry. Bearer tokens are cached per scope for the
-/// life of the client, which is one push.
+/// life of the client, which is one push or one pull.
 pub(crate) struct RegistryHttp<'a> {
     http: reqwest::Client,
     base_url: String,

@@ -3,6 +3,8 @@
 
 pub mod auth;
 mod error;
+#[cfg(test)]
+mod fake_registry;
 mod http;
 pub mod pull;
 pub mod push;

@@ -3,20 +3,23 @@
 //! digest. Layer blobs go into a content-addressed cache shared by all jobs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use reqwest::StatusCode;
+use reqwest::header::ACCEPT;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::RegistryError;
 use super::auth::{Credential, docker_config_dir, resolve_credential};
 use super::error::RequestContext;
-use super::push::{CONNECT_TIMEOUT, registry_auth};
+use super::http::RegistryHttp;
+use super::push::report_progress;
 use super::reference::BaseReference;
-use super::retry::with_retries;
+use super::retry::{Failure, RetryPolicy, retry};
 use super::transport::{is_loopback, uses_plain_http};
 use crate::image::Descriptor;
 use crate::image::base::manifest::{self, ACCEPTED_MANIFEST_TYPES, ImageManifest, ManifestDocument, Platform};
@@ -29,6 +32,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Slowest average download rate, in bytes per second, before a blob
 /// download times out.
 const MIN_DOWNLOAD_RATE: u64 = 256 * 1024;
+
+/// Maximum number of layer blobs downloaded at the same time.
+const PARALLEL_DOWNLOADS: usize = 4;
 
 /// Settings for [`pull_base`].
 #[derive(Debug, Clone, Default)]
@@ -64,23 +70,31 @@ pub async fn pull_base(
     options: &PullOptions,
     reporter: &dyn Reporter,
 ) -> Result<PulledBase, PullError> {
+    pull_base_with_policy(reference, platform, options, reporter, &RetryPolicy::default()).await
+}
+
+/// [`pull_base`] with the retry limits given.
+pub(crate) async fn pull_base_with_policy(
+    reference: &BaseReference,
+    platform: &Platform,
+    options: &PullOptions,
+    reporter: &dyn Reporter,
+    policy: &RetryPolicy,
+) -> Result<PulledBase, PullError> {
     let plain_http = uses_plain_http(&reference.registry, &options.insecure_registries);
     let credential = load_credential(&reference.registry, options, plain_http, reporter).await?;
-    let session = PullSession::new(reference, plain_http, &credential)?;
+    let session = PullSession::new(reference, plain_http, credential, *policy)?;
 
     reporter.step(&format!("pull base {reference}"));
-    let top_reference = match &reference.digest {
-        Some(digest) => session.by_digest(digest),
-        None => session.reference.clone(),
-    };
-    let (bytes, digest) = session.manifest(&top_reference, reference.digest.as_deref()).await?;
+    session.authenticate().await?;
+    let (bytes, digest) = session.manifest(&top_reference(reference), reference.digest.as_deref()).await?;
 
     let image = match manifest::parse_document(&bytes, None)? {
         ManifestDocument::Image(image) => image,
         ManifestDocument::Index(entries) => {
             let chosen = manifest::select_platform(&entries, platform)?;
-            let child = session.by_digest(&chosen.descriptor.digest);
-            let (bytes, _) = session.manifest(&child, Some(&chosen.descriptor.digest)).await?;
+            let child = &chosen.descriptor.digest;
+            let (bytes, _) = session.manifest(child, Some(child)).await?;
             match manifest::parse_document(&bytes, Some(&chosen.descriptor.media_type))? {
                 ManifestDocument::Image(image) => image,
                 ManifestDocument::Index(_) => {
@@ -111,15 +125,22 @@ pub async fn resolve_digest(
 ) -> Result<String, PullError> {
     let plain_http = uses_plain_http(&reference.registry, &options.insecure_registries);
     let credential = load_credential(&reference.registry, options, plain_http, reporter).await?;
-    let session = PullSession::new(reference, plain_http, &credential)?;
+    let session = PullSession::new(reference, plain_http, credential, RetryPolicy::default())?;
 
     reporter.step(&format!("resolve base {reference}"));
-    let top_reference = match &reference.digest {
-        Some(digest) => session.by_digest(digest),
-        None => session.reference.clone(),
-    };
-    let (_bytes, digest) = session.manifest(&top_reference, reference.digest.as_deref()).await?;
+    session.authenticate().await?;
+    let (_bytes, digest) = session.manifest(&top_reference(reference), reference.digest.as_deref()).await?;
     Ok(digest)
+}
+
+/// Returns the manifest reference to request: the digest if the reference
+/// has one, else its tag, `latest` by default.
+fn top_reference(reference: &BaseReference) -> String {
+    match (&reference.digest, &reference.tag) {
+        (Some(digest), _) => digest.clone(),
+        (None, Some(tag)) => tag.clone(),
+        (None, None) => "latest".to_owned(),
+    }
 }
 
 async fn load_credential(
@@ -149,46 +170,62 @@ async fn load_credential(
     Ok(credential)
 }
 
+/// One pull: the registry client, the repository and the pull scope.
 struct PullSession<'a> {
-    client: Client,
-    reference: Reference,
-    auth: RegistryAuth,
-    context: RequestContext<'a>,
+    http: RegistryHttp<'a>,
+    repository: &'a str,
+    /// `repository:REPO:pull`, the scope of every request of the pull.
+    pull_scope: Vec<String>,
+    policy: RetryPolicy,
+}
+
+/// A blob download that ended: its digest and size as received.
+struct Received {
+    digest: String,
+    size: u64,
 }
 
 impl<'a> PullSession<'a> {
     fn new(
         base: &'a BaseReference,
         plain_http: bool,
-        credential: &Credential,
+        credential: Credential,
+        policy: RetryPolicy,
     ) -> Result<PullSession<'a>, RegistryError> {
-        let protocol = if plain_http { ClientProtocol::Http } else { ClientProtocol::Https };
-        let config = ClientConfig { protocol, connect_timeout: Some(CONNECT_TIMEOUT), ..ClientConfig::default() };
         let context = RequestContext { registry: &base.registry, repository: &base.repository, https: !plain_http };
-        let client = Client::try_from(config).map_err(|error| context.map_error(error))?;
+        let pull_scope = vec![format!("repository:{}:pull", base.repository)];
 
-        let reference = Reference::with_tag(
-            base.registry.clone(),
-            base.repository.clone(),
-            base.tag.clone().unwrap_or_else(|| "latest".to_owned()),
-        );
-        Ok(PullSession { client, reference, auth: registry_auth(credential), context })
+        Ok(PullSession {
+            http: RegistryHttp::new(context, credential)?,
+            repository: &base.repository,
+            pull_scope,
+            policy,
+        })
     }
 
-    fn by_digest(&self, digest: &str) -> Reference {
-        Reference::with_digest(
-            self.reference.registry().to_owned(),
-            self.reference.repository().to_owned(),
-            digest.to_owned(),
-        )
+    /// Checks that the registry responds to `/v2/`, and fetches a pull token
+    /// if it requires one, so that an unreachable registry or a rejected
+    /// credential fails before the manifest request.
+    async fn authenticate(&self) -> Result<(), RegistryError> {
+        retry(&self.policy, &self.http.context, "registry API check", REQUEST_TIMEOUT, || {
+            self.http.authenticate(&self.pull_scope)
+        })
+        .await
     }
 
-    /// Fetches a manifest or index and returns its bytes and digest. The
-    /// digest is computed from the bytes and must equal `expected` when
-    /// one is given.
-    async fn manifest(&self, reference: &Reference, expected: Option<&str>) -> Result<(Vec<u8>, String), PullError> {
-        let (bytes, _reported) = with_retries(&self.context, "manifest download", REQUEST_TIMEOUT, || {
-            self.client.pull_manifest_raw(reference, &self.auth, &ACCEPTED_MANIFEST_TYPES)
+    /// Fetches the manifest or index that `reference` (a tag or a digest)
+    /// names and returns its bytes and digest. The digest is computed from
+    /// the bytes and must equal `expected` when one is given.
+    async fn manifest(&self, reference: &str, expected: Option<&str>) -> Result<(Vec<u8>, String), PullError> {
+        let url = self.http.url(&format!("/v2/{}/manifests/{reference}", self.repository));
+        let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
+
+        let bytes = retry(&self.policy, &self.http.context, "manifest download", REQUEST_TIMEOUT, || async {
+            let response = self.http.send(&self.pull_scope, |client| client.get(&url).header(ACCEPT, &accept)).await?;
+            if response.status() != StatusCode::OK {
+                return Err(self.http.status_failure(response).await);
+            }
+            response.bytes().await.map_err(|error| self.http.failure(&error))
         })
         .await?;
 
@@ -205,10 +242,14 @@ impl<'a> PullSession<'a> {
 
     /// Fetches a small blob (the config) into memory and checks its digest.
     async fn small_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>, PullError> {
-        let bytes = with_retries(&self.context, "config download", REQUEST_TIMEOUT, || async {
-            let mut bytes = Vec::new();
-            self.client.pull_blob(&self.reference, descriptor.digest.as_str(), &mut bytes).await?;
-            Ok(bytes)
+        let url = self.blob_url(&descriptor.digest);
+
+        let bytes = retry(&self.policy, &self.http.context, "config download", REQUEST_TIMEOUT, || async {
+            let response = self.http.send(&self.pull_scope, |client| client.get(&url)).await?;
+            if response.status() != StatusCode::OK {
+                return Err(self.http.status_failure(response).await);
+            }
+            response.bytes().await.map_err(|error| self.http.failure(&error))
         })
         .await?;
 
@@ -217,12 +258,14 @@ impl<'a> PullSession<'a> {
             let digest = descriptor.digest.clone();
             return Err(BaseError::DownloadDigestMismatch { what: "config", digest, actual }.into());
         }
-        Ok(bytes)
+        Ok(bytes.to_vec())
     }
 
-    /// Downloads each layer blob the cache lacks and returns the cache path
-    /// of every layer. A cached blob is trusted here; [`crate::image::base::import`]
-    /// checks its digest again when it copies it into the layout.
+    /// Downloads each layer blob the cache lacks, up to
+    /// [`PARALLEL_DOWNLOADS`] at a time, reports the bytes received as one
+    /// transfer, and returns the cache path of every layer. A cached blob
+    /// is trusted here; [`crate::image::base::import`] checks its digest
+    /// again when it copies it into the layout.
     async fn layers(
         &self,
         image: &ImageManifest,
@@ -235,43 +278,126 @@ impl<'a> PullSession<'a> {
             .map_err(|source| BaseError::Io { path: directory.clone(), source })?;
 
         let mut paths = Vec::new();
+        let mut missing: Vec<(&Descriptor, PathBuf)> = Vec::new();
         for layer in &image.layers {
-            let hex = layer.digest.trim_start_matches("sha256:");
-            let path = directory.join(hex);
+            let path = directory.join(layer.digest.trim_start_matches("sha256:"));
             let cached = tokio::fs::metadata(&path).await.is_ok_and(|metadata| metadata.len() == layer.size);
-            if !cached {
-                reporter.step(&format!("download {}", layer.digest));
-                self.download(layer, &path).await?;
+            let queued = missing.iter().any(|(other, _)| other.digest == layer.digest);
+            if !cached && !queued {
+                missing.push((layer, path.clone()));
             }
             paths.push(path);
         }
+
+        self.download_all(&missing, reporter).await?;
         Ok(paths)
     }
 
-    /// Streams one blob into a temporary file next to `path`, checks its
-    /// digest and size, then renames it into place.
-    async fn download(&self, layer: &Descriptor, path: &Path) -> Result<(), PullError> {
-        let temp = path.with_extension(format!("part-{}", std::process::id()));
-        let time_limit = REQUEST_TIMEOUT + Duration::from_secs(layer.size / MIN_DOWNLOAD_RATE);
-        let io_error = |source| BaseError::Io { path: temp.clone(), source };
-
-        with_retries(&self.context, "blob download", time_limit, || async {
-            let mut file = tokio::fs::File::create(&temp).await?;
-            self.client.pull_blob(&self.reference, layer.digest.as_str(), &mut file).await?;
-            file.flush().await?;
-            file.sync_all().await?;
-            Ok(())
-        })
-        .await?;
-
-        let (actual, size) = file_digest(&temp).map_err(io_error)?;
-        if actual != layer.digest || size != layer.size {
-            let _ = std::fs::remove_file(&temp);
-            let digest = layer.digest.clone();
-            return Err(BaseError::DownloadDigestMismatch { what: "layer", digest, actual }.into());
+    /// Downloads `blobs` into their cache paths as one reported transfer.
+    /// The first failure cancels the other downloads.
+    async fn download_all(&self, blobs: &[(&Descriptor, PathBuf)], reporter: &dyn Reporter) -> Result<(), PullError> {
+        if blobs.is_empty() {
+            return Ok(());
         }
-        std::fs::rename(&temp, path).map_err(io_error)?;
+
+        let total: u64 = blobs.iter().map(|(descriptor, _)| descriptor.size).sum();
+        let received = Arc::new(AtomicU64::new(0));
+        let label = format!("download {} base image layers", blobs.len());
+        reporter.step(&label);
+        reporter.transfer_started(&label, total);
+
+        let downloads = stream::iter(blobs.iter().map(|(descriptor, path)| self.download(descriptor, path, &received)))
+            .buffer_unordered(PARALLEL_DOWNLOADS)
+            .try_collect::<Vec<()>>();
+
+        let result = report_progress(downloads, &received, reporter).await;
+        reporter.transfer_finished();
+        result.map(|_| ())
+    }
+
+    /// Streams one blob into a temporary file next to `path` while hashing
+    /// it, checks its digest and size, then renames it into place. A blob
+    /// that does not match is deleted and never reaches the cache.
+    async fn download(&self, layer: &Descriptor, path: &Path, received: &AtomicU64) -> Result<(), PullError> {
+        let temp = PartFile(path.with_extension(format!("part-{}", std::process::id())));
+        let time_limit = REQUEST_TIMEOUT + Duration::from_secs(layer.size / MIN_DOWNLOAD_RATE);
+        // The maximum bytes any try has received, so that a retry adds to the
+        // progress only what goes beyond the earlier tries.
+        let counted = AtomicU64::new(0);
+
+        let received = retry(&self.policy, &self.http.context, "blob download", time_limit, || async {
+            let response = self.http.send(&self.pull_scope, |client| client.get(self.blob_url(&layer.digest))).await?;
+            if response.status() != StatusCode::OK {
+                return Err(self.http.status_failure(response).await);
+            }
+            self.stream_to_file(response, layer, &temp.0, received, &counted).await
+        })
+        .await??;
+
+        if received.digest != layer.digest || received.size != layer.size {
+            let digest = layer.digest.clone();
+            return Err(BaseError::DownloadDigestMismatch { what: "layer", digest, actual: received.digest }.into());
+        }
+        std::fs::rename(&temp.0, path).map_err(|source| BaseError::Io { path: path.to_path_buf(), source })?;
         Ok(())
+    }
+
+    /// Writes the body of `response` to `temp` and hashes it on the way.
+    /// Reading stops at the first chunk that goes past the descriptor's
+    /// size, which is enough to reject the blob. A failed connection is a [`Failure`],
+    /// so the caller retries it, and a failed write is a [`BaseError`],
+    /// which ends the download.
+    async fn stream_to_file(
+        &self,
+        response: reqwest::Response,
+        layer: &Descriptor,
+        temp: &Path,
+        received: &AtomicU64,
+        counted: &AtomicU64,
+    ) -> Result<Result<Received, BaseError>, Failure> {
+        let io_error = |source| BaseError::Io { path: temp.to_path_buf(), source };
+        let mut file = match tokio::fs::File::create(temp).await {
+            Ok(file) => file,
+            Err(source) => return Ok(Err(io_error(source))),
+        };
+
+        let mut hasher = Sha256::new();
+        let mut size = 0;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|error| self.http.failure(&error))?;
+            hasher.update(&chunk);
+            if let Err(source) = file.write_all(&chunk).await {
+                return Ok(Err(io_error(source)));
+            }
+            size += chunk.len() as u64;
+
+            let earlier = counted.fetch_max(size, Ordering::Relaxed);
+            received.fetch_add(size.saturating_sub(earlier), Ordering::Relaxed);
+            if size > layer.size {
+                break;
+            }
+        }
+
+        if let Err(source) = file.sync_all().await {
+            return Ok(Err(io_error(source)));
+        }
+        Ok(Ok(Received { digest: format!("sha256:{}", hex::encode(hasher.finalize())), size }))
+    }
+
+    fn blob_url(&self, digest: &str) -> String {
+        self.http.url(&format!("/v2/{}/blobs/{digest}", self.repository))
+    }
+}
+
+/// A partly downloaded blob, deleted when dropped unless it was renamed
+/// into the cache. A download cancelled because another one failed leaves
+/// no file behind either.
+struct PartFile(PathBuf);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -279,20 +405,6 @@ fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
-    use std::io::Read;
-
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 256 * 1024];
-    let mut size = 0;
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        size += read as u64;
-    }
-    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
-}
+#[cfg(test)]
+#[path = "pull_fake_registry_tests.rs"]
+mod fake_registry_tests;

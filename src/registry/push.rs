@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
-use oci_client::secrets::RegistryAuth;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use sha2::{Digest, Sha256};
@@ -459,7 +458,7 @@ fn upload_url(location: &str, digest: &str) -> Result<String, Failure> {
 /// Runs `work` and reports the growth of `sent` to `reporter` every
 /// [`PROGRESS_INTERVAL`] until it ends. The counting happens inside the
 /// request bodies, which must be `'static` and so cannot hold the reporter.
-async fn report_progress<T>(
+pub(crate) async fn report_progress<T>(
     work: impl std::future::Future<Output = T>,
     sent: &AtomicU64,
     reporter: &dyn Reporter,
@@ -481,19 +480,6 @@ async fn report_progress<T>(
                 reported = now;
             }
         }
-    }
-}
-
-/// Converts a credential to `oci-client`'s form.
-pub(crate) fn registry_auth(credential: &Credential) -> RegistryAuth {
-    match credential {
-        Credential::Anonymous => RegistryAuth::Anonymous,
-        Credential::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
-        // NOTE: Docker exchanges an identity token (an OAuth2 refresh token)
-        // for an access token at the registry's token service. oci-client
-        // 0.18 has no such exchange, so the token is sent as the bearer token
-        // itself, which only registries that accept it directly understand.
-        Credential::IdentityToken(token) => RegistryAuth::Bearer(token.clone()),
     }
 }
 

@@ -5,8 +5,6 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use oci_client::errors::OciDistributionError;
-
 use super::RegistryError;
 use super::error::RequestContext;
 
@@ -100,24 +98,6 @@ where
     }
 
     unreachable!("the last try returns its result")
-}
-
-/// [`retry`] for a request made with `oci-client`, whose errors carry no
-/// response headers and so no `Retry-After`.
-pub(crate) async fn with_retries<T, F, Fut>(
-    context: &RequestContext<'_>,
-    operation: &str,
-    time_limit: Duration,
-    request: F,
-) -> Result<T, RegistryError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, OciDistributionError>>,
-{
-    retry(&RetryPolicy::default(), context, operation, time_limit, || async {
-        request().await.map_err(|error| Failure::from(context.map_error(error)))
-    })
-    .await
 }
 
 /// Parses a `Retry-After` value: whole seconds, or an HTTP date
