@@ -40,7 +40,7 @@ fn main() {
 
         let start = Instant::now();
         let universe = resolve::Universe::new(&packages, architecture);
-        let chosen = resolve::resolve(&universe, &requests).unwrap_or_else(|error| panic!("{error}"));
+        let chosen = resolve::resolve(&universe, &[], &requests).unwrap_or_else(|error| panic!("{error}")).chosen;
         resolve_times.push(start.elapsed());
 
         closure = chosen

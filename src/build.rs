@@ -4,6 +4,7 @@
 //! changes only the last layer: system files, then host binaries and links,
 //! then job files.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -106,7 +107,8 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     if let Some(base) = &base {
         layers[0].entries = image::base::system::entries_on_base(&base.tree, uid, gid, architecture);
     }
-    let (package_env, packages) = add_package_layer(&spec, job_dir, options, &mut layers, reporter)?;
+    let base_tree = base.as_ref().map(|base| &base.tree);
+    let (package_env, packages) = add_package_layer(&spec, job_dir, options, base_tree, &mut layers, reporter)?;
 
     let mut tree = base.as_ref().map(|base| base.tree.clone()).unwrap_or_else(ImageTree::new);
     let mut normalized = Vec::with_capacity(layers.len());
@@ -154,10 +156,14 @@ fn image_architecture(spec: &Spec) -> String {
 /// Inserts the Debian packages layer right after the system files, so it
 /// comes before the faster-changing host binaries and job files. Returns
 /// the `NAME=value` variables its stand-ins need and a summary.
+///
+/// On a base image, the packages that the base's dpkg database lists count
+/// as installed, and the base's symlinks are kept.
 fn add_package_layer(
     spec: &Spec,
     job_dir: &Path,
     options: &BuildOptions,
+    base_tree: Option<&ImageTree>,
     layers: &mut Vec<LayerContent>,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<String>, Option<PackagesSummary>), BuildError> {
@@ -165,21 +171,48 @@ fn add_package_layer(
         return Ok((Vec::new(), None));
     }
 
-    // The system files layer comes first and makes `/bin`, `/lib`, ...
-    // symlinks into `/usr`.
-    let image_links: Vec<String> = layers[0]
+    // The system files layer comes first and, without a base, makes
+    // `/bin`, `/lib`, ... symlinks into `/usr`. A base brings its own.
+    let base_entries = base_tree.into_iter().flat_map(ImageTree::entries);
+    let image_links: BTreeSet<String> = layers[0]
         .entries
         .iter()
+        .chain(base_entries)
         .filter(|entry| matches!(entry.kind, EntryKind::Symlink { .. }))
         .map(|entry| entry.path.clone())
         .collect();
-    let layer =
-        sources::debian::collect(&spec.image.packages, &spec.debian, job_dir, &options.debian, &image_links, reporter)
-            .map_err(sources::SourceError::from)?;
+
+    let installed = match base_tree {
+        Some(tree) => base_packages(tree),
+        None => Vec::new(),
+    };
+    let layer = sources::debian::collect(
+        &spec.image.packages,
+        &spec.debian,
+        job_dir,
+        &options.debian,
+        &installed,
+        &image_links,
+        reporter,
+    )
+    .map_err(sources::SourceError::from)?;
 
     layers.insert(1, LayerContent { description: "Debian packages".to_owned(), entries: layer.entries });
     let env = layer.env.into_iter().map(|(name, value)| format!("{name}={value}")).collect();
     Ok((env, Some(PackagesSummary { packages: layer.packages, downloads: layer.downloads })))
+}
+
+/// Reads the packages installed in a base image, warning about stanzas of
+/// its dpkg database that cannot be parsed.
+fn base_packages(tree: &ImageTree) -> Vec<sources::debian::index::Package> {
+    let (installed, invalid) = sources::debian::installed::from_tree(tree);
+    if let Some(reason) = invalid.first() {
+        tracing::warn!(
+            "skipped {} invalid stanzas in the base image's dpkg database, the first: {reason}",
+            invalid.len()
+        );
+    }
+    installed
 }
 
 fn collect_layers(

@@ -230,6 +230,7 @@ mod tests {
             suite: "bookworm".to_owned(),
             components: vec!["main".to_owned()],
             architecture: "amd64".to_owned(),
+            installed: Vec::new(),
         };
         Lock::new(request, Vec::new())
     }

@@ -9,6 +9,7 @@ use super::BaseError;
 use super::manifest::{OCI_LAYER_TAR, OCI_LAYER_ZSTD};
 use crate::image::tree::ImageTree;
 use crate::image::{LAYER_MEDIA_TYPE, elf};
+use crate::sources::debian::installed;
 use crate::sources::{Content, Entry, EntryKind};
 
 /// Prefix of a whiteout file, which deletes its namesake in lower layers.
@@ -42,9 +43,10 @@ struct LayerChanges {
 /// entries it holds.
 ///
 /// Regular files are recorded with their real size. Their content is kept
-/// only for [`MERGED_FILES`] and as a prefix of executables, long enough
-/// for a `#!` line or the ELF interpreter path, so memory stays small. Device files and FIFOs are skipped, because
-/// no check reads them.
+/// only for [`MERGED_FILES`], the dpkg status files and as a prefix of
+/// executables, long enough for a `#!` line or the ELF interpreter path, so
+/// memory stays small. Device files and FIFOs are skipped, because no check
+/// reads them.
 pub fn apply_layer(tree: &mut ImageTree, path: &Path, media_type: &str, digest: &str) -> Result<usize, BaseError> {
     let file = File::open(path).map_err(|source| BaseError::Io { path: path.to_path_buf(), source })?;
     let reader: Box<dyn Read> = match media_type {
@@ -116,7 +118,7 @@ fn read_changes(reader: impl Read, digest: &str) -> Result<LayerChanges, BaseErr
         } else if entry_type.is_file() || entry_type == tar::EntryType::Continuous {
             let size = item.size();
             let mut bytes = Vec::new();
-            if MERGED_FILES.contains(&path.as_str()) {
+            if MERGED_FILES.contains(&path.as_str()) || installed::is_status_file(&path) {
                 item.read_to_end(&mut bytes).map_err(|error| invalid(error.to_string()))?;
             } else if mode & 0o111 != 0 {
                 bytes = read_executable_prefix(&mut item, size).map_err(|error| invalid(error.to_string()))?;

@@ -51,6 +51,10 @@ pub struct LockRequest {
     pub suite: String,
     pub components: Vec<String>,
     pub architecture: String,
+    /// The base image's installed packages as `name version`, sorted;
+    /// empty without a base. A base with other packages resolves again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installed: Vec<String>,
 }
 
 /// One resolved package.
@@ -137,8 +141,14 @@ impl Lock {
     /// compared separately, by the build's base step.
     pub fn diff(&self, other: &Lock) -> Vec<String> {
         let mut lines = Vec::new();
-        if self.request != other.request {
+        let installed = |lock: &Lock| lock.request.as_ref().map(|request| request.installed.clone());
+        let without_installed =
+            |lock: &Lock| lock.request.clone().map(|request| LockRequest { installed: Vec::new(), ..request });
+        if without_installed(self) != without_installed(other) {
             lines.push("the request in kuul.toml changed".to_owned());
+        }
+        if installed(self) != installed(other) {
+            lines.push("the packages installed in the base image changed".to_owned());
         }
         for package in &self.packages {
             if !other.packages.contains(package) {
@@ -164,6 +174,7 @@ mod tests {
             suite: "bookworm".to_owned(),
             components: vec!["main".to_owned()],
             architecture: "amd64".to_owned(),
+            installed: Vec::new(),
         };
         let package = LockedPackage {
             name: "busybox".to_owned(),

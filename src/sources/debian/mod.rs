@@ -10,13 +10,14 @@ pub mod apt_sources;
 pub mod control;
 pub mod fetch;
 pub mod index;
+pub mod installed;
 pub mod lock;
 pub mod release;
 pub mod resolve;
 pub mod standins;
 pub mod unpack;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use apt_sources::AptSourcePaths;
@@ -162,15 +163,18 @@ pub struct PackageLayer {
 
 /// Resolves, downloads and unpacks `packages` for the job in `job_dir`.
 ///
-/// `image_links` are the paths that the image's system files make
-/// symlinks (`/bin`, `/lib`, ...): a package's directory entry at such a
-/// path is dropped, so its contents land where the link points.
+/// `installed` are the packages of the base image (see [`installed`]),
+/// which satisfy dependencies and are not installed again. `image_links`
+/// are the paths that are symlinks in the layers below (`/bin`, `/lib`,
+/// `/var/run`, ...): a package's directory entry at such a path is dropped,
+/// so its contents land where the link points.
 pub fn collect(
     packages: &[String],
     config: &Debian,
     job_dir: &Path,
     options: &DebianOptions,
-    image_links: &[String],
+    installed: &[index::Package],
+    image_links: &BTreeSet<String>,
     reporter: &dyn Reporter,
 ) -> Result<PackageLayer, DebianError> {
     let architecture = architecture(config);
@@ -178,7 +182,10 @@ pub fn collect(
     let mut repository = Repository::new(config, options, &architecture);
 
     reporter.step("resolve Debian packages");
-    let lock = locked_packages(packages, config, job_dir, options, &architecture, &mut repository)?;
+    let lock = locked_packages(packages, config, job_dir, options, &architecture, installed, &mut repository)?;
+    for package in already_installed(packages, installed) {
+        reporter.step(&format!("skip Debian package {package}: already installed in the base image"));
+    }
 
     let downloads: Vec<Download> = lock
         .packages
@@ -212,7 +219,24 @@ pub fn refresh_lock(
     let architecture = architecture(config);
     let mut repository = Repository::new(config, options, &architecture);
     let options = DebianOptions { lock_mode: LockMode::Refresh, ..options.clone() };
-    locked_packages(packages, config, job_dir, &options, &architecture, &mut repository)
+    // NOTE: `kuul lock` does not pull the base's layers, so this lock
+    // ignores the packages a base image has; the next build without
+    // `--locked` resolves again on top of the base and rewrites it.
+    locked_packages(packages, config, job_dir, &options, &architecture, &[], &mut repository)
+}
+
+/// Returns the requested names that a package in `installed` has or
+/// provides, as `name (installed version)`.
+fn already_installed(packages: &[String], installed: &[index::Package]) -> Vec<String> {
+    packages
+        .iter()
+        .filter_map(|name| {
+            let package = installed.iter().find(|package| {
+                &package.name == name || package.provides.iter().flatten().any(|provided| &provided.name == name)
+            })?;
+            Some(format!("`{name}` ({} {})", package.name, package.version))
+        })
+        .collect()
 }
 
 /// Returns the Debian architecture to install: `debian.architecture`, else
@@ -251,6 +275,7 @@ fn locked_packages(
     job_dir: &Path,
     options: &DebianOptions,
     architecture: &str,
+    installed: &[index::Package],
     repository: &mut Repository,
 ) -> Result<Lock, DebianError> {
     let lock_path = job_dir.join(lock::LOCK_FILE);
@@ -259,6 +284,7 @@ fn locked_packages(
         suite: config.suite.clone(),
         components: config.components.clone(),
         architecture: architecture.to_owned(),
+        installed: installed.iter().map(|package| format!("{} {}", package.name, package.version)).collect(),
     };
     let existing = Lock::read(&lock_path)?;
 
@@ -266,13 +292,13 @@ fn locked_packages(
         (LockMode::Update, Some(existing)) if existing.request.as_ref() == Some(&request) => Ok(existing),
         (LockMode::Locked, None) => Err(DebianError::LockMissing { path: lock_path }),
         (LockMode::Locked, Some(existing)) => {
-            let fresh = Lock::new(request, repository.resolve(packages)?);
+            let fresh = Lock::new(request, repository.resolve(packages, installed)?);
             let changes = existing.diff(&fresh);
             if changes.is_empty() { Ok(existing) } else { Err(DebianError::LockOutdated { path: lock_path, changes }) }
         }
         (LockMode::Update | LockMode::Refresh, existing) => {
             // The base pin belongs to the build's base step, so it is kept.
-            let mut fresh = Lock::new(request, repository.resolve(packages)?);
+            let mut fresh = Lock::new(request, repository.resolve(packages, installed)?);
             fresh.base = existing.and_then(|existing| existing.base);
             fresh.write(&lock_path)?;
             Ok(fresh)
@@ -327,8 +353,13 @@ impl<'a> Repository<'a> {
         }
     }
 
-    /// Fetches and verifies the indexes and resolves `packages`.
-    fn resolve(&mut self, packages: &[String]) -> Result<Vec<LockedPackage>, DebianError> {
+    /// Fetches and verifies the indexes and resolves `packages` on top of
+    /// `installed`.
+    fn resolve(
+        &mut self,
+        packages: &[String],
+        installed: &[index::Package],
+    ) -> Result<Vec<LockedPackage>, DebianError> {
         let trusted = self.config.trusted;
         let suite = self.config.suite.clone();
         let components = self.config.components.clone();
@@ -351,8 +382,8 @@ impl<'a> Repository<'a> {
         }
 
         let universe = resolve::Universe::new(&all, &architecture);
-        let chosen = resolve::resolve(&universe, packages)?;
-        Ok(chosen.into_iter().map(|index| locked(universe.package(index))).collect())
+        let resolution = resolve::resolve(&universe, installed, packages)?;
+        Ok(resolution.chosen.into_iter().map(|index| locked(universe.package(index))).collect())
     }
 }
 
@@ -404,7 +435,7 @@ fn unpack_all(cache: &Cache, packages: &[LockedPackage]) -> Result<Vec<(String, 
 fn layer_entries(
     cache: &Cache,
     packages: &[(String, Unpacked)],
-    image_links: &[String],
+    image_links: &BTreeSet<String>,
 ) -> Result<Vec<Entry>, DebianError> {
     let mut by_path: BTreeMap<String, (String, Entry)> = BTreeMap::new();
 

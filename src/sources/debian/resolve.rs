@@ -91,7 +91,12 @@ impl<'a> Universe<'a> {
     /// Reports whether the candidate at `index` satisfies `relation`,
     /// directly or through its Provides.
     fn satisfies(&self, index: usize, relation: &Relation) -> bool {
-        let package = &self.packages[index];
+        self.package_satisfies(&self.packages[index], relation)
+    }
+
+    /// Reports whether `package` (a candidate or an installed package)
+    /// satisfies `relation`, directly or through its Provides.
+    fn package_satisfies(&self, package: &Package, relation: &Relation) -> bool {
         if !self.architecture_matches(package, &relation.qualifier) {
             return false;
         }
@@ -162,14 +167,40 @@ struct Reason {
     dependency: String,
 }
 
-/// Resolves `requests` and returns the indexes of the chosen packages,
-/// sorted by package name.
-pub fn resolve(universe: &Universe, requests: &[String]) -> Result<Vec<usize>, ResolveError> {
+/// The outcome of a resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// Indexes of the packages to install, sorted by package name.
+    pub chosen: Vec<usize>,
+    /// Requested names that an installed package already satisfies, as
+    /// `name version`, in request order.
+    pub already_installed: Vec<String>,
+}
+
+/// Resolves `requests` on top of the `installed` packages (those of a base
+/// image, empty for a fresh image).
+///
+/// An installed package of the native architecture or `all` satisfies a
+/// dependency as a chosen one does, so it pulls nothing in. A requested
+/// name that an installed package has or provides is not installed again,
+/// whatever the candidate's version, because apt would keep it too.
+pub fn resolve(universe: &Universe, installed: &[Package], requests: &[String]) -> Result<Resolution, ResolveError> {
+    let installed: Vec<&Package> = installed
+        .iter()
+        .filter(|package| package.architecture == universe.architecture || package.architecture == "all")
+        .collect();
     let mut selected: BTreeMap<&str, usize> = BTreeMap::new();
     let mut reasons: HashMap<String, Reason> = HashMap::new();
     let mut queue = VecDeque::new();
+    let mut already_installed = Vec::new();
 
     for name in requests {
+        let request = Relation { name: name.clone(), qualifier: ArchQualifier::None, constraint: None };
+        if let Some(package) = installed.iter().find(|package| universe.package_satisfies(package, &request)) {
+            already_installed.push(format!("{} {}", package.name, package.version));
+            continue;
+        }
+
         let index = requested_candidate(universe, name)?;
         if selected.insert(&universe.packages[index].name, index).is_none() {
             queue.push_back(index);
@@ -179,8 +210,11 @@ pub fn resolve(universe: &Universe, requests: &[String]) -> Result<Vec<usize>, R
     while let Some(index) = queue.pop_front() {
         let package = universe.package(index);
         for group in package.pre_depends.iter().chain(&package.depends) {
-            let satisfied =
-                selected.values().any(|&chosen| group.iter().any(|relation| universe.satisfies(chosen, relation)));
+            let by_installed = installed
+                .iter()
+                .any(|&installed| group.iter().any(|relation| universe.package_satisfies(installed, relation)));
+            let satisfied = by_installed
+                || selected.values().any(|&chosen| group.iter().any(|relation| universe.satisfies(chosen, relation)));
             if satisfied {
                 continue;
             }
@@ -202,7 +236,8 @@ pub fn resolve(universe: &Universe, requests: &[String]) -> Result<Vec<usize>, R
     }
 
     check_conflicts(universe, &selected, &reasons)?;
-    Ok(selected.into_values().collect())
+    check_installed_conflicts(universe, &installed, &selected, &reasons)?;
+    Ok(Resolution { chosen: selected.into_values().collect(), already_installed })
 }
 
 /// Returns the candidate for a requested name, or the only provider of a
@@ -264,6 +299,46 @@ fn check_conflicts(
     Ok(())
 }
 
+/// Fails when a chosen package conflicts with or breaks an installed one.
+/// apt would remove or upgrade the installed package, but kuul only adds a
+/// layer on top of the base and cannot change what the base contains.
+fn check_installed_conflicts(
+    universe: &Universe,
+    installed: &[&Package],
+    selected: &BTreeMap<&str, usize>,
+    reasons: &HashMap<String, Reason>,
+) -> Result<(), ResolveError> {
+    for &index in selected.values() {
+        let package = universe.package(index);
+        let relations = package
+            .conflicts
+            .iter()
+            .map(|group| ("conflicts with", group))
+            .chain(package.breaks.iter().map(|group| ("breaks", group)));
+
+        for (relation_name, group) in relations {
+            for relation in group {
+                let hit = installed.iter().find(|installed| {
+                    installed.name != package.name && universe.package_satisfies(installed, relation)
+                });
+                if let Some(other) = hit {
+                    return Err(ResolveError::Conflict {
+                        package: package.name.clone(),
+                        other: format!("{} {}", other.name, other.version),
+                        relation: format!("{relation_name} `{relation}`"),
+                        chains: format!(
+                            "  chain: {}\n  chain: `{}` is installed in the base image",
+                            chain(reasons, &package.name, None),
+                            other.name
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes the chain from a requested package down to `name`, followed by
 /// `last` when given.
 fn chain(reasons: &HashMap<String, Reason>, name: &str, last: Option<&str>) -> String {
@@ -313,7 +388,7 @@ mod tests {
         let packages = universe_from(text);
         let universe = Universe::new(&packages, "amd64");
         let requests: Vec<String> = requests.iter().map(|name| name.to_string()).collect();
-        resolve(&universe, &requests).map(|resolved| names(&universe, &resolved))
+        resolve(&universe, &[], &requests).map(|resolution| names(&universe, &resolution.chosen))
     }
 
     #[test]
@@ -348,7 +423,7 @@ mod tests {
             [stanza("app", "1", "Depends: lib"), stanza("lib", "1.0", ""), stanza("lib", "1.0+deb12u1", "")].join("\n");
         let packages = universe_from(&text);
         let universe = Universe::new(&packages, "amd64");
-        let resolved = resolve(&universe, &["app".to_owned()]).unwrap();
+        let resolved = resolve(&universe, &[], &["app".to_owned()]).unwrap().chosen;
 
         assert_eq!(universe.package(resolved[1]).version.to_string(), "1.0+deb12u1");
     }
@@ -466,5 +541,88 @@ mod tests {
         let text = stanza("a", "1", "").replace("amd64", "arm64");
 
         assert!(matches!(resolve_names(&text, &["a"]), Err(ResolveError::NotFound { .. })));
+    }
+
+    /// Resolves `requests` with the packages of `installed_text` (a dpkg
+    /// status file) installed.
+    fn resolve_on_base(
+        text: &str,
+        installed_text: &str,
+        requests: &[&str],
+    ) -> Result<(Vec<String>, Vec<String>), ResolveError> {
+        let packages = universe_from(text);
+        let (mut installed, mut invalid) = (Vec::new(), Vec::new());
+        crate::sources::debian::installed::parse_status(installed_text, &mut installed, &mut invalid);
+        assert!(invalid.is_empty(), "{invalid:?}");
+        let universe = Universe::new(&packages, "amd64");
+        let requests: Vec<String> = requests.iter().map(|name| name.to_string()).collect();
+        let resolution = resolve(&universe, &installed, &requests)?;
+        Ok((names(&universe, &resolution.chosen), resolution.already_installed))
+    }
+
+    fn status(name: &str, version: &str, extra: &str) -> String {
+        format!("Package: {name}\nStatus: install ok installed\nVersion: {version}\nArchitecture: amd64\n{extra}\n")
+    }
+
+    #[test]
+    fn installed_dependency_pulls_nothing() {
+        let text = [stanza("app", "1", "Depends: libc6 (>= 2.34)"), stanza("libc6", "2.36", "")].join("\n");
+        let (chosen, _) = resolve_on_base(&text, &status("libc6", "2.36", ""), &["app"]).unwrap();
+
+        assert_eq!(chosen, ["app"]);
+    }
+
+    #[test]
+    fn installed_too_old_pulls_candidate() {
+        let text = [stanza("app", "1", "Depends: libc6 (>= 2.36)"), stanza("libc6", "2.36", "")].join("\n");
+        let (chosen, _) = resolve_on_base(&text, &status("libc6", "2.31", ""), &["app"]).unwrap();
+
+        assert_eq!(chosen, ["app", "libc6"]);
+    }
+
+    #[test]
+    fn installed_provides_satisfies_virtual() {
+        let text = [stanza("app", "1", "Depends: awk"), stanza("gawk", "5", "Provides: awk")].join("\n");
+        let (chosen, _) = resolve_on_base(&text, &status("mawk", "1.3", "Provides: awk"), &["app"]).unwrap();
+
+        assert_eq!(chosen, ["app"]);
+    }
+
+    #[test]
+    fn installed_request_not_reinstalled() {
+        let text = [stanza("busybox", "1.36", ""), stanza("app", "1", "")].join("\n");
+        let (chosen, skipped) = resolve_on_base(&text, &status("busybox", "1.35", ""), &["busybox", "app"]).unwrap();
+
+        assert_eq!(chosen, ["app"]);
+        assert_eq!(skipped, ["busybox 1.35"]);
+    }
+
+    #[test]
+    fn installed_not_fully_installed_ignored() {
+        let text = [stanza("app", "1", "Depends: libc6"), stanza("libc6", "2.36", "")].join("\n");
+        let half = "Package: libc6\nStatus: install ok half-configured\nVersion: 2.36\nArchitecture: amd64\n";
+        let (chosen, _) = resolve_on_base(&text, half, &["app"]).unwrap();
+
+        assert_eq!(chosen, ["app", "libc6"]);
+    }
+
+    #[test]
+    fn installed_foreign_architecture_ignored() {
+        let text = [stanza("app", "1", "Depends: libc6"), stanza("libc6", "2.36", "")].join("\n");
+        let foreign = status("libc6", "2.36", "").replace("amd64", "i386");
+        let (chosen, _) = resolve_on_base(&text, &foreign, &["app"]).unwrap();
+
+        assert_eq!(chosen, ["app", "libc6"]);
+    }
+
+    #[test]
+    fn conflict_with_installed_fails() {
+        let text = stanza("app", "1", "Conflicts: mawk");
+        let error = resolve_on_base(&text, &status("mawk", "1.3", ""), &["app"]).unwrap_err();
+
+        assert!(
+            matches!(error, ResolveError::Conflict { ref package, ref other, .. } if package == "app" && other == "mawk 1.3"),
+            "{error}"
+        );
     }
 }
