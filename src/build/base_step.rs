@@ -17,7 +17,7 @@ use crate::spec::Spec;
 pub(super) fn pull_and_import(
     spec: &Spec,
     options: &super::BuildOptions,
-    architecture: &str,
+    platform: &Platform,
     layout_dir: &std::path::Path,
     reporter: &dyn Reporter,
 ) -> Result<Option<BaseImage>, BuildError> {
@@ -30,14 +30,13 @@ pub(super) fn pull_and_import(
     // NOTE: `--insecure-registry` does not reach this step yet, so only a
     // loopback base registry can be plain HTTP.
     let pull_options = PullOptions { cache_dir: options.debian.cache_dir.clone(), ..PullOptions::default() };
-    let platform = Platform::linux(architecture);
 
     // The rest of the build is synchronous, so the pull gets its own runtime.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|source| ImageError::Write { path: "(tokio runtime)".into(), source })?;
-    let pulled = runtime.block_on(pull_base(&reference, &platform, &pull_options, reporter))?;
+    let pulled = runtime.block_on(pull_base(&reference, platform, &pull_options, reporter))?;
 
     reporter.step("import base layers");
     let layout = Layout::open_or_create(layout_dir)?;

@@ -17,10 +17,17 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 
     // The CronJob is written by `publish`, but its errors and warnings are
     // known now.
-    let pending_image = format!("{}:{}@{}", build.spec.repository(), build.tag, build.image.manifest.digest);
+    let pending_image = format!("{}:{}@{}", build.spec.repository(), build.tag, build.digest());
     render_with_warnings(&build.spec, &pending_image, &build.command)?;
 
     if let Some(tarball) = &args.tarball {
+        // NOTE: a Docker archive names one image per tag, so it cannot carry
+        // an index; the OCI layout has every platform.
+        anyhow::ensure!(
+            build.index.is_none(),
+            "`--tarball` takes a single-platform image, but this build has several platforms\nhint: build one platform with `--platform` for the archive, or use the OCI layout `{}`",
+            build.layout.dir().display()
+        );
         let repo_tag = format!("{}:{}", build.spec.repository(), build.tag);
         crate::image::archive::write_docker_archive(&build.layout, &build.image, &repo_tag, tarball)
             .with_context(|| format!("failed to write the image archive `{}`", tarball.display()))?;
@@ -48,6 +55,26 @@ fn text_summary(build: &Build) -> String {
         image.total_size(),
         image.layers.len(),
     );
+    if let Some(index) = &build.index {
+        out = format!(
+            "built {}:{} in {}\ndigest  {}  (index)\n",
+            build.spec.repository(),
+            build.tag,
+            build.layout.dir().display(),
+            index.descriptor.digest
+        );
+        for entry in &index.images {
+            out.push_str(&format!(
+                "platform {}  {}  {} ({} bytes), {} layers\n",
+                entry.platform,
+                entry.image.manifest.digest,
+                human_bytes(entry.image.total_size()),
+                entry.image.total_size(),
+                entry.image.layers.len(),
+            ));
+        }
+        return out;
+    }
     for layer in &image.layers {
         out.push_str(&format!(
             "  {}  {:>10}  {} ({} entries)\n",
@@ -94,8 +121,22 @@ fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json:
             "cached": summary.downloads.cached,
         })
     });
+    let platforms = build.index.as_ref().map(|index| {
+        index
+            .images
+            .iter()
+            .map(|entry| {
+                json!({
+                    "platform": entry.platform.to_string(),
+                    "digest": entry.image.manifest.digest,
+                    "size": entry.image.total_size(),
+                })
+            })
+            .collect::<Vec<_>>()
+    });
     json!({
-        "digest": build.image.manifest.digest,
+        "digest": build.digest(),
+        "platforms": platforms,
         "size": build.image.total_size(),
         "layout": build.layout.dir(),
         "tag": build.tag,

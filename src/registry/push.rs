@@ -18,6 +18,7 @@ use super::auth::{Credential, docker_config_dir, resolve_credential};
 use super::error::RequestContext;
 use super::transport::{is_loopback, uses_plain_http};
 use super::{RegistryError, Target};
+use crate::image::index::BuiltIndex;
 use crate::image::{BuiltImage, Descriptor};
 use crate::report::Reporter;
 
@@ -103,47 +104,81 @@ pub async fn push(
     options: &PushOptions,
     reporter: &dyn Reporter,
 ) -> Result<PushOutcome, RegistryError> {
-    let blobs: Vec<&Descriptor> = image.layers.iter().map(|layer| &layer.descriptor).chain([&image.config]).collect();
-    for descriptor in &blobs {
-        check_blob_size(&blob_path(layout_dir, &descriptor.digest), descriptor)?;
-    }
+    check_image_blobs(layout_dir, image)?;
     let manifest = read_manifest(layout_dir, &image.manifest)?;
 
-    let plain_http = uses_plain_http(target.registry(), &options.insecure_registries);
-    let credential = load_credential(target, options, plain_http, reporter).await?;
-    let session = Session::new(target, plain_http, &credential)?;
-
-    session.authenticate().await?;
-
-    let mut outcome = PushOutcome {
-        reference: target.pinned(&image.manifest.digest),
-        digest: image.manifest.digest.clone(),
-        bytes_uploaded: 0,
-        blobs_uploaded: 0,
-        blobs_skipped: 0,
-        blobs_mounted: 0,
-    };
-    for descriptor in blobs {
-        if session.blob_exists(descriptor).await? {
-            reporter.blob_skipped(&descriptor.digest, descriptor.size);
-            outcome.blobs_skipped += 1;
-            continue;
-        }
-        if session.mount_blob(options.mount_from.as_ref(), descriptor).await {
-            outcome.blobs_mounted += 1;
-            continue;
-        }
-
-        session.upload_blob(layout_dir, descriptor).await?;
-        reporter.blob_uploaded(&descriptor.digest, descriptor.size);
-        outcome.blobs_uploaded += 1;
-        outcome.bytes_uploaded += descriptor.size;
-    }
+    let session = Session::open(target, options, reporter).await?;
+    let mut outcome = PushOutcome::new(target, &image.manifest.digest);
+    session.push_blobs(layout_dir, image, options.mount_from.as_ref(), reporter, &mut outcome).await?;
 
     reporter.step("push manifest");
-    session.put_manifest(manifest, &image.manifest).await?;
+    session.put_manifest(&session.reference, manifest, &image.manifest).await?;
 
     Ok(outcome)
+}
+
+/// Pushes a multi-platform image: every platform's blobs and manifest (by
+/// digest), then the index under the target's tag. The tag is put last, so
+/// a push that fails midway leaves it where it was.
+///
+/// # Errors
+///
+/// Fails as [`push`] does, for any of the images or the index.
+pub async fn push_index(
+    layout_dir: &Path,
+    index: &BuiltIndex,
+    target: &Target,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<PushOutcome, RegistryError> {
+    let mut manifests = Vec::with_capacity(index.images.len());
+    for entry in &index.images {
+        check_image_blobs(layout_dir, &entry.image)?;
+        manifests.push(read_manifest(layout_dir, &entry.image.manifest)?);
+    }
+    let index_bytes = read_manifest(layout_dir, &index.descriptor)?;
+
+    let session = Session::open(target, options, reporter).await?;
+    let mut outcome = PushOutcome::new(target, &index.descriptor.digest);
+    for (entry, manifest) in index.images.iter().zip(manifests) {
+        session.push_blobs(layout_dir, &entry.image, options.mount_from.as_ref(), reporter, &mut outcome).await?;
+
+        reporter.step(&format!("push manifest for {}", entry.platform));
+        let by_digest = session.reference.clone_with_digest(entry.image.manifest.digest.clone());
+        session.put_manifest(&by_digest, manifest, &entry.image.manifest).await?;
+    }
+
+    reporter.step("push index");
+    session.put_manifest(&session.reference, index_bytes, &index.descriptor).await?;
+
+    Ok(outcome)
+}
+
+/// Checks every blob of `image` in the layout before the first request, so
+/// a damaged layout fails without a partial push.
+fn check_image_blobs(layout_dir: &Path, image: &BuiltImage) -> Result<(), RegistryError> {
+    for descriptor in image_blobs(image) {
+        check_blob_size(&blob_path(layout_dir, &descriptor.digest), descriptor)?;
+    }
+    Ok(())
+}
+
+/// Lists the layer blobs and the config blob of `image`.
+fn image_blobs(image: &BuiltImage) -> Vec<&Descriptor> {
+    image.layers.iter().map(|layer| &layer.descriptor).chain([&image.config]).collect()
+}
+
+impl PushOutcome {
+    fn new(target: &Target, digest: &str) -> PushOutcome {
+        PushOutcome {
+            reference: target.pinned(digest),
+            digest: digest.to_owned(),
+            bytes_uploaded: 0,
+            blobs_uploaded: 0,
+            blobs_skipped: 0,
+            blobs_mounted: 0,
+        }
+    }
 }
 
 /// Looks up the credential for the target's registry, and withholds it when
@@ -187,6 +222,50 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
+    /// Loads the credential, builds the client and checks the registry's API
+    /// before any blob.
+    async fn open(
+        target: &'a Target,
+        options: &PushOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Session<'a>, RegistryError> {
+        let plain_http = uses_plain_http(target.registry(), &options.insecure_registries);
+        let credential = load_credential(target, options, plain_http, reporter).await?;
+        let session = Session::new(target, plain_http, &credential)?;
+
+        session.authenticate().await?;
+        Ok(session)
+    }
+
+    /// Uploads the blobs of `image` that the registry lacks, mounting those
+    /// that `mount_from` has, and counts each in `outcome`.
+    async fn push_blobs(
+        &self,
+        layout_dir: &Path,
+        image: &BuiltImage,
+        mount_from: Option<&MountSource>,
+        reporter: &dyn Reporter,
+        outcome: &mut PushOutcome,
+    ) -> Result<(), RegistryError> {
+        for descriptor in image_blobs(image) {
+            if self.blob_exists(descriptor).await? {
+                reporter.blob_skipped(&descriptor.digest, descriptor.size);
+                outcome.blobs_skipped += 1;
+                continue;
+            }
+            if self.mount_blob(mount_from, descriptor).await {
+                outcome.blobs_mounted += 1;
+                continue;
+            }
+
+            self.upload_blob(layout_dir, descriptor).await?;
+            reporter.blob_uploaded(&descriptor.digest, descriptor.size);
+            outcome.blobs_uploaded += 1;
+            outcome.bytes_uploaded += descriptor.size;
+        }
+        Ok(())
+    }
+
     fn new(target: &'a Target, plain_http: bool, credential: &Credential) -> Result<Session<'a>, RegistryError> {
         let protocol = if plain_http { ClientProtocol::Http } else { ClientProtocol::Https };
         let config = ClientConfig {
@@ -314,14 +393,20 @@ impl<'a> Session<'a> {
         .map(|_location| ())
     }
 
-    /// Puts the manifest by tag, byte for byte, and checks the digest that
-    /// the registry reports in the manifest's `Location`.
+    /// Puts the manifest at `reference` (a tag or a digest), byte for byte,
+    /// and checks the digest that the registry reports in the manifest's
+    /// `Location`.
     ///
     /// `oci-client` 0.18 does not return the `Docker-Content-Digest` header
     /// of a manifest PUT. Distribution puts the digest in `Location`
     /// instead, and when a registry's `Location` contains no digest, there is
     /// nothing to check.
-    async fn put_manifest(&self, manifest: Vec<u8>, descriptor: &Descriptor) -> Result<(), RegistryError> {
+    async fn put_manifest(
+        &self,
+        reference: &Reference,
+        manifest: Vec<u8>,
+        descriptor: &Descriptor,
+    ) -> Result<(), RegistryError> {
         let manifest = bytes::Bytes::from(manifest);
 
         let location = self
@@ -330,7 +415,7 @@ impl<'a> Session<'a> {
                     .media_type
                     .parse()
                     .map_err(|_| OciDistributionError::UnsupportedMediaTypeError(descriptor.media_type.clone()))?;
-                self.client.push_manifest_raw(&self.reference, manifest.clone(), content_type).await
+                self.client.push_manifest_raw(reference, manifest.clone(), content_type).await
             })
             .await?;
 
