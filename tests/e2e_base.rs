@@ -261,6 +261,46 @@ fn index_base_picks_build_platform() {
 }
 
 #[test]
+fn index_base_builds_two_platforms() {
+    support::require_root();
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    push_index(&registry, "1", true);
+    let host = registry.host_port();
+    let job_dir = derived_job(work.path(), &format!("{host}/e2e/multi:1"));
+    let host_platform = format!("linux/{}", kuul::build::host_architecture());
+    let other_platform = if host_platform == "linux/arm64" { "linux/amd64" } else { "linux/arm64" };
+
+    let output = support::kuul()
+        .arg("publish")
+        .arg(&job_dir)
+        .args(["--registry", &format!("{host}/e2e"), "--platform", &format!("{host_platform},{other_platform}")])
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .output()
+        .expect("start kuul publish");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "kuul publish failed\n{}", String::from_utf8_lossy(&output.stderr));
+
+    let index: Value = serde_json::from_slice(&get_manifest(&host, "e2e/derived", "latest", OCI_INDEX)).unwrap();
+    let architectures: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(architectures.len(), 2, "index: {index:#}");
+    assert_eq!(format!("linux/{}", architectures[1]), other_platform, "index: {index:#}");
+    let image = support::container_image(&support::parse_yaml(&stdout));
+    std::fs::create_dir(work.path().join("pulled")).unwrap();
+    let bundle = support::pull_and_unpack(&image, &work.path().join("pulled"));
+    let run = runc_run(&bundle, &[], &[], &[], false);
+    let run_stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "the image failed\n{run_stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(run_stdout.contains("derived on base\n"), "stdout:\n{run_stdout}");
+}
+
+#[test]
 fn index_without_build_platform_fails() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
