@@ -218,12 +218,14 @@ fn build_platform(
 }
 
 /// Returns `spec` with `debian.architecture` set to `architecture` (an OCI
-/// name) when the job installs packages, so they are resolved for the
-/// platform being built. [`platforms::resolve`] rejected a conflicting
-/// `debian.architecture` before.
+/// name) when the job installs packages and does not set it, so they are
+/// resolved for the platform being built. A `debian.architecture` that is
+/// set stays, because one OCI name can stand for several Debian ones (`arm`
+/// for `armel` and `armhf`), and [`platforms::resolve`] rejected a
+/// conflicting one before.
 fn spec_for_architecture(spec: &Spec, architecture: &str) -> Spec {
     let mut spec = spec.clone();
-    if !spec.image.packages.is_empty() {
+    if !spec.image.packages.is_empty() && spec.debian.architecture.is_none() {
         spec.debian.architecture = Some(sources::debian::debian_architecture(architecture).to_owned());
     }
     spec
