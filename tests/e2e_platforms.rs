@@ -93,6 +93,7 @@ fn two_platforms_give_index_in_layout() {
         std::fs::read(layout.join("blobs/sha256").join(index_hex)).expect("the summary's digest names the index blob");
     assert_eq!(serde_json::from_slice::<Value>(&index_bytes).unwrap(), raw);
     assert_eq!(summary["platforms"][1]["platform"], "linux/arm64", "summary: {summary:#}");
+    assert!(summary["layers"].is_null(), "summary: {summary:#}");
 
     // skopeo's `Digest` is the index digest here, so the layers show which
     // manifest it chose.
@@ -103,6 +104,9 @@ fn two_platforms_give_index_in_layout() {
     assert_eq!(amd["Architecture"], "amd64", "amd64 image: {amd:#}");
     assert_eq!(amd["Layers"], layout_layers(&layout, &raw["manifests"][0]), "amd64 image: {amd:#}");
     assert_ne!(amd["Layers"], arm["Layers"], "both platforms got the same layers");
+    let summary_arm_layers: Value =
+        summary["platforms"][1]["layers"].as_array().unwrap().iter().map(|layer| layer["digest"].clone()).collect();
+    assert_eq!(summary_arm_layers, arm["Layers"], "summary: {summary:#}");
 }
 
 /// Returns the layer digests of the manifest that `entry` (an index entry)

@@ -24,6 +24,26 @@ pub struct BuiltIndex {
     pub images: Vec<PlatformImage>,
 }
 
+impl BuiltIndex {
+    /// Total bytes of the index and of every distinct manifest, config and
+    /// layer blob. A blob that several platforms share, such as a layer of
+    /// job files, counts once.
+    pub fn total_size(&self) -> u64 {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut total = self.descriptor.size;
+        for entry in &self.images {
+            let image = &entry.image;
+            let blobs = [&image.manifest, &image.config].into_iter().chain(image.layers.iter().map(|l| &l.descriptor));
+            for blob in blobs {
+                if seen.insert(blob.digest.as_str()) {
+                    total += blob.size;
+                }
+            }
+        }
+        total
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct IndexJson<'a> {
@@ -75,6 +95,7 @@ pub fn write_index(layout: &Layout, images: &[PlatformImage]) -> Result<Descript
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::BuiltLayer;
 
     fn image(digest: &str) -> BuiltImage {
         let manifest = Descriptor { media_type: MANIFEST_MEDIA_TYPE.to_owned(), digest: digest.to_owned(), size: 7 };
@@ -104,5 +125,29 @@ mod tests {
         );
         assert_eq!(written, expected);
         assert_eq!(descriptor.media_type, INDEX_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn total_size_counts_shared_blobs_once() {
+        let shared = BuiltLayer {
+            descriptor: Descriptor { media_type: String::new(), digest: "sha256:layer".to_owned(), size: 100 },
+            diff_id: String::new(),
+            description: "job files".to_owned(),
+            entries: 1,
+        };
+        let mut amd = image("sha256:aa");
+        amd.layers.push(shared.clone());
+        let mut arm = image("sha256:bb");
+        arm.layers.push(shared);
+        let index = BuiltIndex {
+            descriptor: Descriptor { media_type: INDEX_MEDIA_TYPE.to_owned(), digest: "sha256:ii".to_owned(), size: 3 },
+            images: vec![
+                PlatformImage { platform: Platform::linux("amd64"), image: amd },
+                PlatformImage { platform: Platform::linux("arm64"), image: arm },
+            ],
+        };
+
+        // index 3 + manifest and config `sha256:aa` 7 + `sha256:bb` 7 + layer 100
+        assert_eq!(index.total_size(), 117);
     }
 }
