@@ -166,7 +166,7 @@ fn publish_pushes_index_to_registry() {
     let output = kuul()
         .arg("publish")
         .arg(&job_dir)
-        .args(["--registry", &format!("{host}/e2e"), "--platform", TWO_PLATFORMS])
+        .args(["--registry", &format!("{host}/e2e"), "--platform", TWO_PLATFORMS, "--extra-tag", "v2"])
         .output()
         .expect("start kuul publish");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -179,6 +179,7 @@ fn publish_pushes_index_to_registry() {
     assert_eq!(pinned, format!("{host}/e2e/multi:latest@{}", sha256_digest(&index_bytes)));
     assert_eq!(index["mediaType"], OCI_INDEX, "index: {index:#}");
     assert_eq!(index_platforms(&index), ["linux/amd64", "linux/arm64"], "index: {index:#}");
+    assert_eq!(get_manifest(&host, "e2e/multi", "v2", OCI_INDEX), index_bytes, "the extra tag names another index");
 
     let reference = format!("docker://{host}/e2e/multi:latest");
     let arm = skopeo_json(&["inspect", "--tls-verify=false", "--override-arch", "arm64", &reference]);
