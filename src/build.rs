@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub mod base_pin;
 mod base_step;
 pub mod platforms;
 
@@ -40,11 +41,15 @@ pub struct BuildOptions {
     pub created: i64,
     /// The build machine's `PATH`, searched for bare binary names.
     pub search_path: OsString,
-    /// Mirror override, cache and lock handling for `image.packages`.
+    /// Mirror override, cache and lock handling for `image.packages`; the
+    /// lock mode applies to the base image pin too.
     pub debian: sources::debian::DebianOptions,
     /// Platforms to build, from `--platform`. Empty means the one platform
     /// that `debian.architecture` or the build machine implies.
     pub platforms: Vec<Platform>,
+    /// Registries besides loopback ones that the base image is pulled from
+    /// over plain HTTP (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 /// A finished build.
@@ -102,6 +107,8 @@ pub enum BuildError {
     Pull(#[from] crate::registry::pull::PullError),
     #[error(transparent)]
     Platform(#[from] platforms::PlatformError),
+    #[error(transparent)]
+    BasePin(#[from] base_pin::BasePinError),
     #[error("{message}\nhint: {hint}")]
     Command { message: String, hint: String },
 }
@@ -181,7 +188,7 @@ fn build_platform(
     let architecture = platform.architecture.as_str();
     let spec = &spec_for_architecture(spec, architecture);
 
-    let base = base_step::pull_and_import(spec, options, platform, layout_dir, reporter)?;
+    let base = base_step::pull_and_import(spec, job_dir, options, platform, layout_dir, reporter)?;
 
     reporter.step("collect files");
     let mut layers = collect_layers(spec, job_dir, options, uid, gid, architecture)?;
@@ -201,7 +208,10 @@ fn build_platform(
         path_var = image::base::config::merge_path(&base.config.env, &path_var);
     }
     let program = resolve_program(spec, &tree, &path_var)?;
-    check_interpreter(&tree, &program, &path_var)?;
+    let program_from_base = base.as_ref().is_some_and(|base| {
+        base.tree.resolve(&program).map(|(_, entry)| entry) == tree.resolve(&program).map(|(_, entry)| entry)
+    });
+    check_interpreter(&tree, &program, &path_var, program_from_base)?;
     let command = container_command(spec, job_dir);
 
     let mut settings = image_settings(spec, &command, &path_var, uid, gid, options.created, architecture);
@@ -406,8 +416,15 @@ fn resolve_program(spec: &Spec, tree: &ImageTree, path_var: &str) -> Result<Stri
 /// of a script (including `#!/usr/bin/env NAME`) or the ELF interpreter of a
 /// dynamically linked program. A missing interpreter would otherwise only
 /// show up when the CronJob runs, as `exec format error` or `no such file`.
-fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str) -> Result<(), BuildError> {
+/// `from_base` marks a program that is the base image's own file, which
+/// changes only the hint.
+fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str, from_base: bool) -> Result<(), BuildError> {
     let (resolved, entry) = tree.resolve(program).expect("resolve_program() checked the path");
+    // Base layers may store a program as a hard link to another path.
+    let entry = match &entry.kind {
+        EntryKind::Hardlink { target } => tree.entry(target).unwrap_or(entry),
+        _ => entry,
+    };
     let head = read_head(entry).map_err(|error| BuildError::Command {
         message: format!("failed to read command `{resolved}`: {error}"),
         hint: "check that the file is readable".to_owned(),
@@ -447,11 +464,15 @@ fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str) -> Result<
         && let Some(interpreter) = elf_interpreter(entry)
         && !tree.contains(&interpreter)
     {
-        return Err(missing_interpreter(
-            program,
-            &interpreter,
-            "add the program to `image.binaries` so kuul copies its loader and libraries",
-        ));
+        let hint = if from_base {
+            format!(
+                "the program comes from the base image, which lacks its loader; use a base image that contains \
+                 `{interpreter}`, or add the program to `image.binaries` so kuul copies its loader and libraries"
+            )
+        } else {
+            "add the program to `image.binaries` so kuul copies its loader and libraries".to_owned()
+        };
+        return Err(missing_interpreter(program, &interpreter, &hint));
     }
     Ok(())
 }
@@ -492,16 +513,17 @@ fn read_head(entry: &Entry) -> std::io::Result<Vec<u8>> {
     Ok(head)
 }
 
+/// Returns the ELF interpreter of a file entry. A base image's executable
+/// is kept as a prefix that reaches the interpreter path, which
+/// [`image::elf::interpreter`] reads like a whole file.
 fn elf_interpreter(entry: &Entry) -> Option<String> {
     let EntryKind::File { content, .. } = &entry.kind else {
         return None;
     };
-    let bytes = match content {
-        Content::Inline(bytes) => bytes.clone(),
-        Content::Host(path) => std::fs::read(path).ok()?,
-    };
-    let elf = goblin::elf::Elf::parse(&bytes).ok()?;
-    elf.interpreter.map(str::to_owned)
+    match content {
+        Content::Inline(bytes) => image::elf::interpreter(bytes),
+        Content::Host(path) => image::elf::interpreter(&std::fs::read(path).ok()?),
+    }
 }
 
 fn image_settings(

@@ -27,7 +27,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Write a new job directory from a template.
     Init(InitArgs),
-    /// Resolve `image.packages` again and rewrite kuul.lock.
+    /// Resolve the base image tag and `image.packages` again and rewrite
+    /// kuul.lock.
     Lock(LockArgs),
     /// Apply the CronJob for a pushed image to clusters, with server-side
     /// apply.
@@ -70,8 +71,9 @@ pub struct BuildOptions {
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub source_date_epoch: Option<i64>,
 
-    /// Fail unless kuul.lock exists and resolving `image.packages` again
-    /// gives exactly the locked packages.
+    /// Fail unless kuul.lock exists, the base image tag still points to the
+    /// pinned digest, and resolving `image.packages` again gives exactly
+    /// the locked packages.
     #[arg(long)]
     pub locked: bool,
 
@@ -90,6 +92,12 @@ pub struct BuildOptions {
     /// [default: the build machine's, or `debian.architecture`].
     #[arg(long, env = "KUUL_PLATFORM", value_name = "OS/ARCH[/VARIANT],...")]
     pub platform: Option<String>,
+
+    /// A registry reached over plain HTTP (loopback registries always are),
+    /// for the base image pull and the push. Credentials are never sent to
+    /// it. Can be repeated.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +109,12 @@ pub struct LockArgs {
     /// sources.
     #[arg(long, env = "KUUL_DEBIAN_MIRROR", value_name = "URL")]
     pub debian_mirror: Option<String>,
+
+    /// A registry reached over plain HTTP (loopback registries always are),
+    /// for resolving the base image tag. Credentials are never sent to it.
+    /// Can be repeated.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -138,11 +152,6 @@ pub struct PublishArgs {
     /// repeated.
     #[arg(long = "extra-tag", value_name = "TAG")]
     pub extra_tags: Vec<String>,
-
-    /// A registry reached over plain HTTP (loopback registries always are).
-    /// Credentials are never sent to it. Can be repeated.
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
-    pub insecure_registries: Vec<String>,
 
     /// Write the CronJob manifest to this file instead of stdout.
     #[arg(long, value_name = "FILE")]

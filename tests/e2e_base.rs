@@ -62,7 +62,7 @@ fn hello_digest(registry: &Registry) -> String {
     format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest)))
 }
 
-/// Reads the manifest tagged `latest` in the job's default layout.
+/// Reads the manifest or index tagged `latest` in the job's default layout.
 fn built_manifest(job_dir: &Path) -> Value {
     let layout = job_dir.join(".kuul/oci");
     let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -256,6 +256,7 @@ fn index_base_picks_build_platform() {
 
     assert_eq!(layer_digests(&manifest)[..hello_layers.len()], hello_layers[..]);
     assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], index_digest.as_str());
+    assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(index_digest.as_str()));
     let stdout = run_built(&job_dir, work.path());
     assert!(stdout.contains("derived on base\n"), "stdout:\n{stdout}");
 }
@@ -266,7 +267,7 @@ fn index_base_builds_two_platforms() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
     publish_base(&registry, work.path());
-    push_index(&registry, "1", true);
+    let index_digest = push_index(&registry, "1", true);
     let host = registry.host_port();
     let job_dir = derived_job(work.path(), &format!("{host}/e2e/multi:1"));
     let host_platform = format!("linux/{}", kuul::build::host_architecture());
@@ -291,6 +292,7 @@ fn index_base_builds_two_platforms() {
         .collect();
     assert_eq!(architectures.len(), 2, "index: {index:#}");
     assert_eq!(format!("linux/{}", architectures[1]), other_platform, "index: {index:#}");
+    assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(index_digest.as_str()));
     let image = support::container_image(&support::parse_yaml(&stdout));
     std::fs::create_dir(work.path().join("pulled")).unwrap();
     let bundle = support::pull_and_unpack(&image, &work.path().join("pulled"));
@@ -298,6 +300,49 @@ fn index_base_builds_two_platforms() {
     let run_stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "the image failed\n{run_stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(run_stdout.contains("derived on base\n"), "stdout:\n{run_stdout}");
+}
+
+#[test]
+fn two_platforms_share_one_base_pin() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    let index_digest = push_index(&registry, "1", true);
+    let host = registry.host_port();
+    let base = format!("{host}/e2e/multi:1");
+    let job_dir = derived_job(work.path(), &base);
+    let host_platform = format!("linux/{}", kuul::build::host_architecture());
+    let other_platform = if host_platform == "linux/arm64" { "linux/amd64" } else { "linux/arm64" };
+    let platforms = format!("{host_platform},{other_platform}");
+    let cache = work.path().join("cache");
+    let build_two = |locked: bool| {
+        let mut command = support::kuul();
+        command.arg("build").arg(&job_dir).args(["--platform", &platforms]).env("KUUL_CACHE_DIR", &cache);
+        if locked {
+            command.arg("--locked");
+        }
+        command.output().expect("start kuul build")
+    };
+
+    let first = build_two(false);
+    assert!(first.status.success(), "kuul build failed:\n{}", String::from_utf8_lossy(&first.stderr));
+    let lock = read_lock(&job_dir);
+    let locked = build_two(true);
+
+    assert_eq!(lock["base"]["reference"].as_str(), Some(base.as_str()), "{lock}");
+    assert_eq!(lock["base"]["digest"].as_str(), Some(index_digest.as_str()), "{lock}");
+    assert!(locked.status.success(), "kuul build --locked failed:\n{}", String::from_utf8_lossy(&locked.stderr));
+    let layout = job_dir.join(".kuul/oci");
+    let index = built_manifest(&job_dir);
+    for entry in index["manifests"].as_array().expect("the layout's tag names an index") {
+        let manifest: Value = serde_json::from_slice(&layout_blob(&layout, entry["digest"].as_str().unwrap())).unwrap();
+        let base_digest = &manifest["annotations"]["org.opencontainers.image.base.digest"];
+        assert_eq!(base_digest, index_digest.as_str(), "manifest: {manifest:#}");
+    }
+}
+
+fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).expect("read a layout blob")
 }
 
 #[test]
@@ -354,4 +399,298 @@ fn publish_mounts_base_layers() {
     let pushed: Value =
         serde_json::from_slice(&get_manifest(&registry.host_port(), "e2e/derived", "latest", OCI_MANIFEST)).unwrap();
     assert_eq!(layer_digests(&pushed)[..base_layers.len()], base_layers[..]);
+}
+
+/// Moves `e2e/hello:latest` to a copy of its manifest with an extra
+/// annotation, which has the same layers and a new digest. Returns the new
+/// digest.
+fn move_hello_tag(registry: &Registry) -> String {
+    let host = registry.host_port();
+    let mut manifest: Value =
+        serde_json::from_slice(&get_manifest(&host, "e2e/hello", "latest", OCI_MANIFEST)).unwrap();
+    manifest["annotations"]["org.example.rebuilt"] = json!("1");
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    push_manifest(&host, "e2e/hello", "latest", OCI_MANIFEST, &bytes)
+}
+
+/// Reads `kuul.lock` of the job as TOML.
+fn read_lock(job_dir: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(job_dir.join("kuul.lock")).expect("read kuul.lock");
+    text.parse().unwrap_or_else(|error| panic!("kuul.lock is not TOML: {error}\n{text}"))
+}
+
+fn locked_build(job_dir: &Path, cache: &Path) -> std::process::Output {
+    support::kuul()
+        .arg("build")
+        .arg("--locked")
+        .arg(job_dir)
+        .env("KUUL_CACHE_DIR", cache)
+        .output()
+        .expect("start kuul build")
+}
+
+#[test]
+fn build_writes_base_pin() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+
+    build_ok(&job_dir, &work.path().join("cache"));
+    let lock = read_lock(&job_dir);
+
+    assert_eq!(lock["base"]["reference"].as_str(), Some(base.as_str()), "{lock}");
+    assert_eq!(lock["base"]["digest"].as_str(), Some(hello_digest(&registry).as_str()), "{lock}");
+    assert!(lock.get("request").is_none(), "{lock}");
+}
+
+#[test]
+fn build_uses_pinned_base_digest() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let pinned = hello_digest(&registry);
+    let job_dir = derived_job(work.path(), &base);
+    build_ok(&job_dir, &work.path().join("cache"));
+
+    let moved = move_hello_tag(&registry);
+    build_ok(&job_dir, &work.path().join("cache"));
+    let manifest = built_manifest(&job_dir);
+
+    assert_ne!(moved, pinned);
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], pinned.as_str());
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], base.as_str());
+    assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(pinned.as_str()));
+}
+
+#[test]
+fn locked_build_rejects_moved_tag() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let pinned = hello_digest(&registry);
+    let job_dir = derived_job(work.path(), &base);
+    build_ok(&job_dir, &work.path().join("cache"));
+    let lock_before = std::fs::read(job_dir.join("kuul.lock")).unwrap();
+
+    let moved = move_hello_tag(&registry);
+    let output = locked_build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(stderr.contains(&format!("base image tag `{base}` now points to `{moved}`")), "stderr:\n{stderr}");
+    assert!(stderr.contains(&format!("pins `{pinned}`")), "stderr:\n{stderr}");
+    assert!(stderr.contains(&format!("hint: run `kuul lock {}`", job_dir.display())), "stderr:\n{stderr}");
+    assert_eq!(std::fs::read(job_dir.join("kuul.lock")).unwrap(), lock_before);
+}
+
+#[test]
+fn locked_build_accepts_unmoved_tag() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+    build_ok(&job_dir, &work.path().join("cache"));
+
+    let output = locked_build(&job_dir, &work.path().join("cache"));
+
+    assert!(output.status.success(), "kuul build --locked failed:\n{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn locked_build_without_lock_fails() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+
+    let output = locked_build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(stderr.contains("kuul.lock` is missing"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn kuul_lock_refreshes_base_pin() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+    build_ok(&job_dir, &work.path().join("cache"));
+    let moved = move_hello_tag(&registry);
+
+    let output = support::kuul().arg("lock").arg(&job_dir).output().expect("start kuul lock");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "kuul lock failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let relocked = locked_build(&job_dir, &work.path().join("cache"));
+    let manifest = built_manifest(&job_dir);
+
+    assert_eq!(stdout, format!("base {base} {moved}\n"));
+    assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(moved.as_str()));
+    assert!(relocked.status.success(), "kuul build --locked failed:\n{}", String::from_utf8_lossy(&relocked.stderr));
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], moved.as_str());
+}
+
+#[test]
+fn base_by_digest_writes_no_lock() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &format!("{base}@{}", hello_digest(&registry)));
+
+    build_ok(&job_dir, &work.path().join("cache"));
+
+    assert!(!job_dir.join("kuul.lock").exists());
+}
+
+/// Builds the derived job on a base whose registry has the non-loopback
+/// name `kuul-registry.test`, reached through a relay, with credentials
+/// for that name in the Docker config. Returns the build output and what
+/// kuul sent.
+fn build_through_relay(insecure: &[&str]) -> (std::process::Output, String) {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    let relay = support::relay::Relay::start(&registry.host_port());
+    let port = registry.host_port().rsplit(':').next().unwrap().to_owned();
+    let remote = format!("kuul-registry.test:{port}");
+    let job_dir = derived_job(work.path(), &format!("{remote}/e2e/hello:latest"));
+    let docker_config = work.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let auths = json!({"auths": {remote.clone(): {"username": "kuul", "password": "relay-secret"}}});
+    std::fs::write(docker_config.join("config.json"), auths.to_string()).unwrap();
+
+    let mut command = support::kuul();
+    command.arg("build").arg(&job_dir);
+    for entry in insecure {
+        command.args(["--insecure-registry", entry]);
+    }
+    let output = command
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .env("DOCKER_CONFIG", &docker_config)
+        .env("HTTP_PROXY", relay.url())
+        .env("HTTPS_PROXY", relay.url())
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .output()
+        .expect("start kuul build");
+    (output, relay.sent())
+}
+
+#[test]
+fn insecure_registry_reaches_base_pull() {
+    let (output, sent) = build_through_relay(&["kuul-registry.test"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(output.status.success(), "kuul build failed:\n{stderr}");
+    assert!(sent.contains("GET http://kuul-registry.test:"), "sent:\n{sent}");
+    assert!(stderr.contains("credentials for `kuul-registry.test:"), "stderr:\n{stderr}");
+    assert!(!sent.to_ascii_lowercase().contains("authorization:"), "sent:\n{sent}");
+    assert!(!stderr.contains("relay-secret"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn remote_base_registry_needs_https() {
+    let (output, sent) = build_through_relay(&[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(sent.starts_with("CONNECT kuul-registry.test:"), "sent:\n{sent}");
+    assert!(!sent.contains("GET http://"), "sent:\n{sent}");
+}
+
+/// Pushes `e2e/bare:1`, a base with one uncompressed layer that holds the
+/// host's dynamically linked `/bin/true` as `/usr/bin/true` and nothing
+/// else, so its loader is missing. Returns the reference.
+fn push_base_without_loader(registry: &Registry) -> String {
+    let host = registry.host_port();
+    let program = std::fs::read("/bin/true").expect("read /bin/true");
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o755);
+    header.set_size(program.len() as u64);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder.append_data(&mut header, "usr/bin/true", program.as_slice()).unwrap();
+    let layer = builder.into_inner().unwrap();
+    let layer_digest = push_blob(&host, "e2e/bare", &layer);
+
+    let host_architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::to_vec(&json!({
+        "os": "linux",
+        "architecture": host_architecture,
+        "config": {"Env": ["PATH=/usr/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .unwrap();
+    let config_digest = push_blob(&host, "e2e/bare", &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    push_manifest(&host, "e2e/bare", "1", OCI_MANIFEST, &manifest);
+    format!("{host}/e2e/bare:1")
+}
+
+/// Writes a job whose command is `command`, taken from the base, with no
+/// files of its own.
+fn base_command_job(work: &Path, base: &str, command: &str) -> PathBuf {
+    let dir = work.join("base-command");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kuul.toml"),
+        format!(
+            "[job]\nname = \"base-command\"\nschedule = \"*/30 * * * *\"\ncommand = {command}\n\n\
+             [image]\nbase = \"{base}\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn base_program_without_loader_fails() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = push_base_without_loader(&registry);
+    let program = std::fs::read("/bin/true").unwrap();
+    let loader =
+        goblin::elf::Elf::parse(&program).unwrap().interpreter.expect("/bin/true is dynamically linked").to_owned();
+    let job_dir = base_command_job(work.path(), &base, "[\"true\"]");
+
+    let output = build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("interpreter `{loader}` of command `/usr/bin/true` is not in the image")),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the program comes from the base image, which lacks its loader"),
+        "stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn base_program_with_loader_builds() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = base_command_job(work.path(), &base, "[\"busybox\", \"true\"]");
+
+    build_ok(&job_dir, &work.path().join("cache"));
 }

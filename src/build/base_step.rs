@@ -1,7 +1,9 @@
 //! The base-image step of a build: pull `image.base`, import it into the
 //! layout, and merge its config into kuul's settings.
 
-use super::BuildError;
+use std::path::Path;
+
+use super::{BuildError, base_pin};
 use crate::image::base::manifest::Platform;
 use crate::image::base::{self, BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION, BaseImage};
 use crate::image::layout::Layout;
@@ -14,29 +16,48 @@ use crate::spec::Spec;
 /// Pulls the base image and imports it into the layout at `layout_dir`, or
 /// returns `None` for `scratch`. The layout is created only for a base, so a
 /// `scratch` build that fails later leaves no layout behind.
+///
+/// A tag-only base is pulled at the digest that kuul.lock pins, and a new
+/// pin is written as the lock mode allows (see [`super::base_pin`]).
 pub(super) fn pull_and_import(
     spec: &Spec,
+    job_dir: &Path,
     options: &super::BuildOptions,
     platform: &Platform,
-    layout_dir: &std::path::Path,
+    layout_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<Option<BaseImage>, BuildError> {
+    let lock_mode = options.debian.lock_mode;
     if spec.image.base == "scratch" {
+        base_pin::check_scratch(job_dir, lock_mode)?;
         return Ok(None);
     }
 
     // `spec::load` validated the reference.
     let reference = crate::registry::parse_base(&spec.image.base).map_err(crate::registry::pull::PullError::from)?;
-    // NOTE: `--insecure-registry` does not reach this step yet, so only a
-    // loopback base registry can be plain HTTP.
-    let pull_options = PullOptions { cache_dir: options.debian.cache_dir.clone(), ..PullOptions::default() };
+    let pull_options = PullOptions {
+        insecure_registries: options.insecure_registries.clone(),
+        cache_dir: options.debian.cache_dir.clone(),
+        ..PullOptions::default()
+    };
 
     // The rest of the build is synchronous, so the pull gets its own runtime.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|source| ImageError::Write { path: "(tokio runtime)".into(), source })?;
-    let pulled = runtime.block_on(pull_base(&reference, platform, &pull_options, reporter))?;
+    let to_pull = base_pin::reference_to_pull(
+        &spec.image.base,
+        &reference,
+        job_dir,
+        lock_mode,
+        &pull_options,
+        &runtime,
+        reporter,
+    )?;
+    let mut pulled = runtime.block_on(pull_base(&to_pull, platform, &pull_options, reporter))?;
+    pulled.name = spec.image.base.clone();
+    base_pin::record_pull(&spec.image.base, &reference, job_dir, lock_mode, &pulled.digest)?;
 
     reporter.step("import base layers");
     let layout = Layout::open_or_create(layout_dir)?;

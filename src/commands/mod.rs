@@ -149,6 +149,7 @@ pub(crate) fn build_options(options: &crate::cli::BuildOptions) -> anyhow::Resul
             Some(text) => crate::build::platforms::parse(text)?,
             None => Vec::new(),
         },
+        insecure_registries: options.insecure_registries.clone(),
     })
 }
 

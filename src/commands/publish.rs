@@ -30,7 +30,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
 
     eprintln!("pushing to {target}");
     let push_options = PushOptions {
-        insecure_registries: args.insecure_registries.clone(),
+        insecure_registries: args.build.insecure_registries.clone(),
         mount_from: build.base_blobs.clone(),
         ..Default::default()
     };

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod base;
+pub mod elf;
 pub mod index;
 mod json;
 pub mod layer;

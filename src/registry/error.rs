@@ -151,6 +151,12 @@ pub enum RegistryError {
     Connect { registry: String, detail: String },
 
     #[error(
+        "connection to registry `{registry}` lost during a request for `{repository}`: {detail}\n\
+         hint: check the network path to the registry and its logs, then retry"
+    )]
+    ConnectionLost { registry: String, repository: String, detail: String },
+
+    #[error(
         "registry `{registry}` stored the manifest for `{repository}` as `{actual}`, expected `{expected}`\n\
          hint: the registry rewrote the manifest; push to a registry that stores manifests unchanged"
     )]
@@ -165,7 +171,7 @@ pub enum RegistryError {
 
 impl RegistryError {
     /// Returns `true` if one more try could succeed: after connection
-    /// failures, timeouts and 5xx responses. Rejections and local errors
+    /// failures, lost connections, timeouts, 429 and 5xx responses. Rejections and local errors
     /// would repeat.
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -174,6 +180,7 @@ impl RegistryError {
                 | RegistryError::ConnectionRefused { .. }
                 | RegistryError::TimedOut { .. }
                 | RegistryError::Connect { .. }
+                | RegistryError::ConnectionLost { .. }
         )
     }
 }
@@ -192,10 +199,7 @@ impl RequestContext<'_> {
     /// the fix.
     pub(crate) fn map_error(&self, error: OciDistributionError) -> RegistryError {
         match error {
-            OciDistributionError::RequestError(error) => {
-                let status = error.status().map(|status| status.as_u16());
-                self.map_transport_failure(status, error.is_timeout(), error.is_connect(), &error)
-            }
+            OciDistributionError::RequestError(error) => self.map_reqwest_error(&error),
             OciDistributionError::ServerError { code, message, .. } => self.map_status(code, &message),
             OciDistributionError::UnauthorizedError { .. } => self.map_status(401, ""),
             // The token service rejected the credentials. Its response body
@@ -204,6 +208,16 @@ impl RequestContext<'_> {
             OciDistributionError::RegistryError { envelope, .. } => self.map_envelope(&envelope),
             other => self.request_failed(other.to_string()),
         }
+    }
+
+    /// Maps a failed `reqwest` request.
+    pub(crate) fn map_reqwest_error(&self, error: &reqwest::Error) -> RegistryError {
+        let status = error.status().map(|status| status.as_u16());
+        // A request or body error without a status means the connection
+        // failed after it was open, such as a registry that closed it in
+        // the middle of a blob upload.
+        let lost = error.is_request() || error.is_body();
+        self.map_transport_failure(status, error.is_timeout(), error.is_connect(), lost, error)
     }
 
     /// Maps an HTTP status and response body.
@@ -243,13 +257,14 @@ impl RequestContext<'_> {
     }
 
     /// Sorts a failed `reqwest` request into an HTTP status, a timeout, a
-    /// refused connection, a TLS failure or another connection failure,
-    /// looking through the error's source chain.
+    /// refused connection, a TLS failure, a lost connection or another
+    /// connection failure, looking through the error's source chain.
     fn map_transport_failure(
         &self,
         status: Option<u16>,
         timed_out: bool,
         connect: bool,
+        lost: bool,
         error: &(dyn std::error::Error + 'static),
     ) -> RegistryError {
         let registry = self.registry.to_string();
@@ -270,6 +285,10 @@ impl RequestContext<'_> {
         }
         if connect {
             return RegistryError::Connect { registry, detail };
+        }
+        if lost {
+            let repository = self.repository.to_string();
+            return RegistryError::ConnectionLost { registry, repository, detail };
         }
 
         self.request_failed(detail)

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod error;
+mod http;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -96,6 +96,32 @@ pub async fn pull_base(
     Ok(PulledBase { name: reference.to_string(), digest, manifest: image, config, layer_paths })
 }
 
+/// Fetches the manifest or index that `reference` names and returns its
+/// digest, computed from the bytes received. `kuul lock` and `--locked`
+/// use it to see where a tag points without pulling the layers.
+///
+/// # Errors
+///
+/// Fails on registry errors, and when the reference has a digest that the
+/// bytes received do not match.
+pub async fn resolve_digest(
+    reference: &BaseReference,
+    options: &PullOptions,
+    reporter: &dyn Reporter,
+) -> Result<String, PullError> {
+    let plain_http = uses_plain_http(&reference.registry, &options.insecure_registries);
+    let credential = load_credential(&reference.registry, options, plain_http, reporter).await?;
+    let session = PullSession::new(reference, plain_http, &credential)?;
+
+    reporter.step(&format!("resolve base {reference}"));
+    let top_reference = match &reference.digest {
+        Some(digest) => session.by_digest(digest),
+        None => session.reference.clone(),
+    };
+    let (_bytes, digest) = session.manifest(&top_reference, reference.digest.as_deref()).await?;
+    Ok(digest)
+}
+
 async fn load_credential(
     registry: &str,
     options: &PullOptions,

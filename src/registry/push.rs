@@ -1,21 +1,24 @@
-//! Pushing an image from an OCI image layout to a registry: each blob is
-//! checked with HEAD and uploaded only if missing, then the manifest is put
-//! by tag, byte for byte as it is in the layout.
+//! Pushing an image or an image index from an OCI image layout to a
+//! registry: each blob is checked with HEAD and uploaded only if missing, up
+//! to [`PARALLEL_UPLOADS`] at a time, then the manifests are put byte for
+//! byte as they are in the layout, the one that the tag names last.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::stream::{self, Stream};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::auth::{Credential, docker_config_dir, resolve_credential};
 use super::error::RequestContext;
+use super::http::RegistryHttp;
+use super::retry::{Failure, RetryPolicy, retry};
 use super::transport::{is_loopback, uses_plain_http};
 use super::{RegistryError, Target};
 use crate::image::index::BuiltIndex;
@@ -34,14 +37,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// the time limit of each upload.
 const MIN_UPLOAD_RATE: u64 = 256 * 1024;
 
-/// Tries per request when a connection fails or the registry returns 5xx.
-const MAX_TRIES: u32 = 3;
-
-/// Delay before the second try. It doubles before each further try.
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Blob checks and uploads that run at the same time.
+pub(crate) const PARALLEL_UPLOADS: usize = 4;
 
 /// Size of each read from a blob file while it streams to the registry.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Interval between progress reports while blobs upload.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Settings for [`push`].
 #[derive(Debug, Clone, Default)]
@@ -89,8 +92,10 @@ pub struct PushOutcome {
 ///
 /// Every blob is checked in the layout before the first request, so a
 /// damaged layout fails without a partial push. Blobs the registry already
-/// has are skipped. Each request is tried up to 3 times when the connection
-/// fails or the registry returns 5xx.
+/// has are skipped. Each request is retried after connection failures, 429
+/// and 5xx, as [`RetryPolicy`] bounds it, and an upload that fails midway
+/// starts again in a new upload session. The manifest is put only after
+/// every blob is in the registry, so a failed push never moves the tag.
 ///
 /// # Errors
 ///
@@ -104,22 +109,39 @@ pub async fn push(
     options: &PushOptions,
     reporter: &dyn Reporter,
 ) -> Result<PushOutcome, RegistryError> {
-    check_image_blobs(layout_dir, image)?;
+    push_with_policy(layout_dir, image, target, options, reporter, &RetryPolicy::default()).await
+}
+
+/// [`push`] with the retry limits given.
+pub(crate) async fn push_with_policy(
+    layout_dir: &Path,
+    image: &BuiltImage,
+    target: &Target,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+    policy: &RetryPolicy,
+) -> Result<PushOutcome, RegistryError> {
+    let blobs = image_blobs(image);
+    check_blob_sizes(layout_dir, &blobs)?;
     let manifest = read_manifest(layout_dir, &image.manifest)?;
 
-    let session = Session::open(target, options, reporter).await?;
+    let session = Session::open(target, options, reporter, policy).await?;
     let mut outcome = PushOutcome::new(target, &image.manifest.digest);
-    session.push_blobs(layout_dir, image, options.mount_from.as_ref(), reporter, &mut outcome).await?;
+    session.push_blobs(layout_dir, &blobs, reporter, &mut outcome).await?;
 
     reporter.step("push manifest");
-    session.put_manifest(&session.reference, manifest, &image.manifest).await?;
+    session.put_manifest(target.tag(), manifest, &image.manifest).await?;
 
     Ok(outcome)
 }
 
-/// Pushes a multi-platform image: every platform's blobs and manifest (by
-/// digest), then the index under the target's tag. The tag is put last, so
-/// a push that fails midway leaves it where it was.
+/// Pushes a multi-platform image: the blobs of every platform, each
+/// platform's manifest by digest, then the index under the target's tag.
+/// The tag is put last, so a push that fails midway leaves it where it was.
+///
+/// Blobs go through the same checks, retries and parallel uploads as in
+/// [`push`]. A blob that several platforms share is checked and uploaded
+/// once.
 ///
 /// # Errors
 ///
@@ -131,41 +153,62 @@ pub async fn push_index(
     options: &PushOptions,
     reporter: &dyn Reporter,
 ) -> Result<PushOutcome, RegistryError> {
+    push_index_with_policy(layout_dir, index, target, options, reporter, &RetryPolicy::default()).await
+}
+
+/// [`push_index`] with the retry limits given.
+pub(crate) async fn push_index_with_policy(
+    layout_dir: &Path,
+    index: &BuiltIndex,
+    target: &Target,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+    policy: &RetryPolicy,
+) -> Result<PushOutcome, RegistryError> {
+    let blobs = index_blobs(index);
+    check_blob_sizes(layout_dir, &blobs)?;
     let mut manifests = Vec::with_capacity(index.images.len());
     for entry in &index.images {
-        check_image_blobs(layout_dir, &entry.image)?;
         manifests.push(read_manifest(layout_dir, &entry.image.manifest)?);
     }
     let index_bytes = read_manifest(layout_dir, &index.descriptor)?;
 
-    let session = Session::open(target, options, reporter).await?;
+    let session = Session::open(target, options, reporter, policy).await?;
     let mut outcome = PushOutcome::new(target, &index.descriptor.digest);
-    for (entry, manifest) in index.images.iter().zip(manifests) {
-        session.push_blobs(layout_dir, &entry.image, options.mount_from.as_ref(), reporter, &mut outcome).await?;
+    session.push_blobs(layout_dir, &blobs, reporter, &mut outcome).await?;
 
+    for (entry, manifest) in index.images.iter().zip(manifests) {
         reporter.step(&format!("push manifest for {}", entry.platform));
-        let by_digest = session.reference.clone_with_digest(entry.image.manifest.digest.clone());
-        session.put_manifest(&by_digest, manifest, &entry.image.manifest).await?;
+        let descriptor = &entry.image.manifest;
+        session.put_manifest(&descriptor.digest, manifest, descriptor).await?;
     }
 
     reporter.step("push index");
-    session.put_manifest(&session.reference, index_bytes, &index.descriptor).await?;
+    session.put_manifest(target.tag(), index_bytes, &index.descriptor).await?;
 
     Ok(outcome)
-}
-
-/// Checks every blob of `image` in the layout before the first request, so
-/// a damaged layout fails without a partial push.
-fn check_image_blobs(layout_dir: &Path, image: &BuiltImage) -> Result<(), RegistryError> {
-    for descriptor in image_blobs(image) {
-        check_blob_size(&blob_path(layout_dir, &descriptor.digest), descriptor)?;
-    }
-    Ok(())
 }
 
 /// Lists the layer blobs and the config blob of `image`.
 fn image_blobs(image: &BuiltImage) -> Vec<&Descriptor> {
     image.layers.iter().map(|layer| &layer.descriptor).chain([&image.config]).collect()
+}
+
+/// Lists the layer and config blobs of every platform in `index`, each
+/// digest once, in the order of the platforms.
+fn index_blobs(index: &BuiltIndex) -> Vec<&Descriptor> {
+    let mut seen = std::collections::HashSet::new();
+    let all = index.images.iter().flat_map(|entry| image_blobs(&entry.image));
+    all.filter(|descriptor| seen.insert(descriptor.digest.as_str())).collect()
+}
+
+/// Checks every blob in the layout before the first request, so a damaged
+/// layout fails without a partial push.
+fn check_blob_sizes(layout_dir: &Path, blobs: &[&Descriptor]) -> Result<(), RegistryError> {
+    for descriptor in blobs {
+        check_blob_size(&blob_path(layout_dir, &descriptor.digest), descriptor)?;
+    }
+    Ok(())
 }
 
 impl PushOutcome {
@@ -213,12 +256,14 @@ async fn load_credential(
     Ok(credential)
 }
 
-/// One push: the HTTP client, the target reference and the credential.
+/// One push: the registry client, the repository and the token scopes.
 struct Session<'a> {
-    client: Client,
-    reference: Reference,
-    auth: RegistryAuth,
-    context: RequestContext<'a>,
+    http: RegistryHttp<'a>,
+    repository: &'a str,
+    /// `repository:REPO:pull,push`, the scope of every request of the push.
+    push_scope: Vec<String>,
+    mount_from: Option<&'a MountSource>,
+    policy: RetryPolicy,
 }
 
 impl<'a> Session<'a> {
@@ -226,148 +271,136 @@ impl<'a> Session<'a> {
     /// before any blob.
     async fn open(
         target: &'a Target,
-        options: &PushOptions,
+        options: &'a PushOptions,
         reporter: &dyn Reporter,
+        policy: &RetryPolicy,
     ) -> Result<Session<'a>, RegistryError> {
         let plain_http = uses_plain_http(target.registry(), &options.insecure_registries);
         let credential = load_credential(target, options, plain_http, reporter).await?;
-        let session = Session::new(target, plain_http, &credential)?;
+        let session = Session::new(target, plain_http, credential, options.mount_from.as_ref(), *policy)?;
 
         session.authenticate().await?;
         Ok(session)
     }
 
-    /// Uploads the blobs of `image` that the registry lacks, mounting those
-    /// that `mount_from` has, and counts each in `outcome`.
-    async fn push_blobs(
-        &self,
-        layout_dir: &Path,
-        image: &BuiltImage,
-        mount_from: Option<&MountSource>,
-        reporter: &dyn Reporter,
-        outcome: &mut PushOutcome,
-    ) -> Result<(), RegistryError> {
-        for descriptor in image_blobs(image) {
-            if self.blob_exists(descriptor).await? {
-                reporter.blob_skipped(&descriptor.digest, descriptor.size);
-                outcome.blobs_skipped += 1;
-                continue;
-            }
-            if self.mount_blob(mount_from, descriptor).await {
-                outcome.blobs_mounted += 1;
-                continue;
-            }
-
-            self.upload_blob(layout_dir, descriptor).await?;
-            reporter.blob_uploaded(&descriptor.digest, descriptor.size);
-            outcome.blobs_uploaded += 1;
-            outcome.bytes_uploaded += descriptor.size;
-        }
-        Ok(())
-    }
-
-    fn new(target: &'a Target, plain_http: bool, credential: &Credential) -> Result<Session<'a>, RegistryError> {
-        let protocol = if plain_http { ClientProtocol::Http } else { ClientProtocol::Https };
-        let config = ClientConfig {
-            protocol,
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            // A monolithic PUT sends a blob in one request, streamed from the
-            // file, where a chunked upload would send one PATCH per 4 MiB.
-            use_monolithic_push: true,
-            ..ClientConfig::default()
-        };
-
+    fn new(
+        target: &'a Target,
+        plain_http: bool,
+        credential: Credential,
+        mount_from: Option<&'a MountSource>,
+        policy: RetryPolicy,
+    ) -> Result<Session<'a>, RegistryError> {
         let context =
             RequestContext { registry: target.registry(), repository: target.repository(), https: !plain_http };
-        // `Client::new` would fall back to a default client on this error and
-        // lose the protocol and timeouts set above.
-        let client = Client::try_from(config).map_err(|error| context.map_error(error))?;
+        let push_scope = vec![format!("repository:{}:pull,push", target.repository())];
+        let mount_from = mount_from.filter(|source| source.registry == target.registry());
 
         Ok(Session {
-            client,
-            reference: Reference::with_tag(
-                target.registry().to_string(),
-                target.repository().to_string(),
-                target.tag().to_string(),
-            ),
-            auth: registry_auth(credential),
-            context,
+            http: RegistryHttp::new(context, credential)?,
+            repository: target.repository(),
+            push_scope,
+            mount_from,
+            policy,
         })
     }
 
     /// Checks that the registry responds to `/v2/`, and fetches a push token
-    /// if it requires one, so that an unreachable registry fails before any
-    /// blob.
+    /// if it requires one, so that an unreachable registry or a rejected
+    /// credential fails before any blob.
     async fn authenticate(&self) -> Result<(), RegistryError> {
-        self.with_retries("registry API check", REQUEST_TIMEOUT, || async {
-            self.client.auth(&self.reference, &self.auth, RegistryOperation::Push).await.map(|_token| ())
-        })
-        .await?;
-
-        self.check_api_status().await
-    }
-
-    /// Rejects a server that is not a registry, such as a web server on the
-    /// wrong port. oci-client accepts any `/v2/` answer as "no auth needed",
-    /// and the push would then fail later with a confusing status. The
-    /// distribution spec has every registry serve `GET /v2/`, so a 404 there
-    /// means the server is not one.
-    async fn check_api_status(&self) -> Result<(), RegistryError> {
-        let scheme = if self.context.https { "https" } else { "http" };
-        let url = format!("{scheme}://{}/v2/", self.context.registry);
-        let client =
-            reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT).build().map_err(
-                |error| RegistryError::Rejected {
-                    registry: self.context.registry.to_string(),
-                    repository: self.context.repository.to_string(),
-                    detail: error.to_string(),
-                },
-            )?;
-
-        // The request before this one reached the server, so a failure here
-        // is left to the push itself to report.
-        let Ok(response) = client.get(&url).send().await else {
-            return Ok(());
-        };
-        // Only 404 marks a non-registry. Other statuses (403, 429, 5xx) can
-        // come from a registry too, and the push reports them with their
-        // own hints.
-        match response.status().as_u16() {
-            404 => Err(RegistryError::NotARegistry { registry: self.context.registry.to_string(), status: 404 }),
-            _ => Ok(()),
-        }
-    }
-
-    async fn blob_exists(&self, descriptor: &Descriptor) -> Result<bool, RegistryError> {
-        self.with_retries("blob check", REQUEST_TIMEOUT, || {
-            self.client.blob_exists(&self.reference, &descriptor.digest)
+        retry(&self.policy, &self.http.context, "registry API check", REQUEST_TIMEOUT, || {
+            self.http.authenticate(&self.push_scope)
         })
         .await
     }
 
-    /// Asks the registry to mount the blob from `source`'s repository and
-    /// reports whether it did. Any failure falls back to an upload, because
-    /// a registry may respond to a mount with 202 (start an upload instead),
-    /// and oci-client 0.18 treats that response as an error.
-    async fn mount_blob(&self, source: Option<&MountSource>, descriptor: &Descriptor) -> bool {
-        let Some(source) = source else {
+    /// Skips, mounts or uploads each of `blobs` and counts each in `outcome`.
+    async fn push_blobs(
+        &self,
+        layout_dir: &Path,
+        blobs: &[&Descriptor],
+        reporter: &dyn Reporter,
+        outcome: &mut PushOutcome,
+    ) -> Result<(), RegistryError> {
+        let missing = self.missing_blobs(blobs, reporter, outcome).await?;
+        self.upload_blobs(layout_dir, &missing, reporter).await?;
+
+        outcome.blobs_uploaded += missing.len();
+        outcome.bytes_uploaded += missing.iter().map(|descriptor| descriptor.size).sum::<u64>();
+        Ok(())
+    }
+
+    /// Checks which blobs the registry lacks, mounts those it can, and
+    /// returns the rest, in the order of `blobs`.
+    async fn missing_blobs<'b>(
+        &self,
+        blobs: &[&'b Descriptor],
+        reporter: &dyn Reporter,
+        outcome: &mut PushOutcome,
+    ) -> Result<Vec<&'b Descriptor>, RegistryError> {
+        let present: Vec<bool> = stream::iter(blobs.iter().map(|descriptor| self.blob_exists(descriptor)))
+            .buffered(PARALLEL_UPLOADS)
+            .try_collect()
+            .await?;
+
+        let mut missing = Vec::new();
+        for (descriptor, present) in blobs.iter().zip(present) {
+            if present {
+                reporter.blob_skipped(&descriptor.digest, descriptor.size);
+                outcome.blobs_skipped += 1;
+            } else if self.mount_blob(descriptor).await {
+                outcome.blobs_mounted += 1;
+            } else {
+                missing.push(*descriptor);
+            }
+        }
+        Ok(missing)
+    }
+
+    async fn blob_exists(&self, descriptor: &Descriptor) -> Result<bool, RegistryError> {
+        let url = self.http.url(&format!("/v2/{}/blobs/{}", self.repository, descriptor.digest));
+
+        retry(&self.policy, &self.http.context, "blob check", REQUEST_TIMEOUT, || async {
+            let response = self.http.send(&self.push_scope, |client| client.head(&url)).await?;
+            match response.status() {
+                status if status.is_success() => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(self.http.status_failure(response).await),
+            }
+        })
+        .await
+    }
+
+    /// Asks the registry to mount the blob from the source repository and
+    /// reports whether it did. Any failure falls back to an upload, and so
+    /// does a 202 response, with which a registry declines the mount and
+    /// opens an upload session instead.
+    async fn mount_blob(&self, descriptor: &Descriptor) -> bool {
+        let Some(source) = self.mount_from.filter(|source| source.digests.contains(&descriptor.digest)) else {
             return false;
         };
-        if source.registry != self.context.registry || !source.digests.contains(&descriptor.digest) {
-            return false;
-        }
 
-        let from = Reference::with_tag(source.registry.clone(), source.repository.clone(), "latest".to_owned());
-        let mount = self.client.mount_blob(&self.reference, &from, &descriptor.digest);
+        let url = self.http.url(&format!(
+            "/v2/{}/blobs/uploads/?mount={}&from={}",
+            self.repository, descriptor.digest, source.repository
+        ));
+        let mut scopes = self.push_scope.clone();
+        scopes.push(format!("repository:{}:pull", source.repository));
+        let mount = self.http.send(&scopes, |client| client.post(&url).header(CONTENT_LENGTH, 0));
+
         match tokio::time::timeout(REQUEST_TIMEOUT, mount).await {
-            Ok(Ok(())) => true,
-            Ok(Err(error)) => {
-                tracing::info!(registry = self.context.registry, digest = descriptor.digest, %error, "blob mount failed, uploading");
+            Ok(Ok(response)) if response.status() == StatusCode::CREATED => true,
+            Ok(Ok(response)) => {
+                tracing::info!(registry = self.http.context.registry, digest = descriptor.digest, status = %response.status(), "blob not mounted, uploading");
+                false
+            }
+            Ok(Err(failure)) => {
+                tracing::info!(registry = self.http.context.registry, digest = descriptor.digest, error = %failure.error.to_string().lines().next().unwrap_or_default(), "blob mount failed, uploading");
                 false
             }
             Err(_elapsed) => {
                 tracing::info!(
-                    registry = self.context.registry,
+                    registry = self.http.context.registry,
                     digest = descriptor.digest,
                     "blob mount timed out, uploading"
                 );
@@ -376,102 +409,185 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Streams one blob from the layout. The registry checks the content
-    /// against the digest in the upload URL and rejects a mismatch.
-    async fn upload_blob(&self, layout_dir: &Path, descriptor: &Descriptor) -> Result<(), RegistryError> {
+    /// Uploads `blobs`, up to [`PARALLEL_UPLOADS`] at a time, and reports
+    /// the bytes sent as one transfer. The first failure cancels the other
+    /// uploads.
+    async fn upload_blobs(
+        &self,
+        layout_dir: &Path,
+        blobs: &[&Descriptor],
+        reporter: &dyn Reporter,
+    ) -> Result<(), RegistryError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+
+        let total: u64 = blobs.iter().map(|descriptor| descriptor.size).sum();
+        let sent = Arc::new(AtomicU64::new(0));
+        reporter.transfer_started(&format!("push {} blobs", blobs.len()), total);
+
+        let uploads = stream::iter(blobs.iter().map(|descriptor| {
+            let sent = Arc::clone(&sent);
+            async move {
+                self.upload_blob(layout_dir, descriptor, sent).await?;
+                reporter.blob_uploaded(&descriptor.digest, descriptor.size);
+                Ok::<(), RegistryError>(())
+            }
+        }))
+        .buffer_unordered(PARALLEL_UPLOADS)
+        .try_collect::<Vec<()>>();
+
+        let result = report_progress(uploads, &sent, reporter).await;
+        reporter.transfer_finished();
+        result.map(|_| ())
+    }
+
+    /// Streams one blob from the layout in a new upload session: a POST that
+    /// opens the session, then one PUT with the whole blob. A retry opens a
+    /// new session, because the registry may have dropped the old one.
+    /// The registry checks the content against the digest in the PUT URL
+    /// and rejects a mismatch.
+    async fn upload_blob(
+        &self,
+        layout_dir: &Path,
+        descriptor: &Descriptor,
+        sent: Arc<AtomicU64>,
+    ) -> Result<(), RegistryError> {
         let path = blob_path(layout_dir, &descriptor.digest);
         check_blob_size(&path, descriptor)?;
 
         let time_limit = REQUEST_TIMEOUT + Duration::from_secs(descriptor.size / MIN_UPLOAD_RATE);
-        self.with_retries("blob upload", time_limit, || async {
-            let file = tokio::fs::File::open(&path).await?;
-            self.client
-                .push_blob_stream(&self.reference, read_chunks(file), &descriptor.digest, Some(descriptor.size))
-                .await
+        retry(&self.policy, &self.http.context, "blob upload", time_limit, || async {
+            let location = self.begin_upload().await?;
+            let url = upload_url(&self.http.url(&location), &descriptor.digest)?;
+
+            let response = self
+                .http
+                .send(&self.push_scope, |client| {
+                    // A resent request after a 401 needs a fresh body, so
+                    // the file is opened for each request.
+                    let body = reqwest::Body::wrap_stream(read_chunks(path.clone(), Arc::clone(&sent)));
+                    client
+                        .put(&url)
+                        .header(CONTENT_LENGTH, descriptor.size)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .body(body)
+                })
+                .await?;
+
+            match response.status() {
+                StatusCode::CREATED => Ok(()),
+                _ => Err(self.http.status_failure(response).await),
+            }
         })
         .await
-        .map(|_location| ())
     }
 
-    /// Puts the manifest at `reference` (a tag or a digest), byte for byte,
-    /// and checks the digest that the registry reports in the manifest's
-    /// `Location`.
-    ///
-    /// `oci-client` 0.18 does not return the `Docker-Content-Digest` header
-    /// of a manifest PUT. Distribution puts the digest in `Location`
-    /// instead, and when a registry's `Location` contains no digest, there is
-    /// nothing to check.
+    /// Opens an upload session and returns its `Location`.
+    async fn begin_upload(&self) -> Result<String, Failure> {
+        let url = self.http.url(&format!("/v2/{}/blobs/uploads/", self.repository));
+        let response = self.http.send(&self.push_scope, |client| client.post(&url).header(CONTENT_LENGTH, 0)).await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self.http.status_failure(response).await);
+        }
+
+        let location = response.headers().get(LOCATION).and_then(|value| value.to_str().ok());
+        location.map(str::to_string).ok_or_else(|| {
+            Failure::from(RegistryError::Rejected {
+                registry: self.http.context.registry.to_string(),
+                repository: self.repository.to_string(),
+                detail: "the upload session response has no `Location` header".to_string(),
+            })
+        })
+    }
+
+    /// Puts the manifest or index at `reference` (a tag or a digest), byte
+    /// for byte, and checks the digest that the registry reports in
+    /// `Docker-Content-Digest`, or else at the end of `Location`.
     async fn put_manifest(
         &self,
-        reference: &Reference,
+        reference: &str,
         manifest: Vec<u8>,
         descriptor: &Descriptor,
     ) -> Result<(), RegistryError> {
         let manifest = bytes::Bytes::from(manifest);
+        let url = self.http.url(&format!("/v2/{}/manifests/{}", self.repository, reference));
 
-        let location = self
-            .with_retries("manifest upload", REQUEST_TIMEOUT, || async {
-                let content_type = descriptor
-                    .media_type
-                    .parse()
-                    .map_err(|_| OciDistributionError::UnsupportedMediaTypeError(descriptor.media_type.clone()))?;
-                self.client.push_manifest_raw(reference, manifest.clone(), content_type).await
-            })
-            .await?;
+        let reported = retry(&self.policy, &self.http.context, "manifest upload", REQUEST_TIMEOUT, || async {
+            let response = self
+                .http
+                .send(&self.push_scope, |client| {
+                    client.put(&url).header(CONTENT_TYPE, descriptor.media_type.as_str()).body(manifest.clone())
+                })
+                .await?;
+            if response.status() != StatusCode::CREATED {
+                return Err(self.http.status_failure(response).await);
+            }
+            Ok(reported_digest(response.headers()))
+        })
+        .await?;
 
-        let reported = location.rsplit('/').next().filter(|segment| segment.starts_with("sha256:"));
         match reported {
             Some(reported) if reported != descriptor.digest => Err(RegistryError::ManifestDigestMismatch {
-                registry: self.context.registry.to_string(),
-                repository: self.context.repository.to_string(),
+                registry: self.http.context.registry.to_string(),
+                repository: self.repository.to_string(),
                 expected: descriptor.digest.clone(),
-                actual: reported.to_string(),
+                actual: reported,
             }),
             _ => Ok(()),
         }
     }
+}
 
-    /// Runs `request` with a time limit per try, and tries again after a
-    /// short, doubling wait when the failure is transient.
-    async fn with_retries<T, F, Fut>(
-        &self,
-        operation: &str,
-        time_limit: Duration,
-        request: F,
-    ) -> Result<T, RegistryError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
-    {
-        let mut delay = FIRST_RETRY_DELAY;
+/// Returns the manifest digest a registry reports after a PUT.
+fn reported_digest(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Some(digest) = header("docker-content-digest") {
+        return Some(digest.to_string());
+    }
 
-        for attempt in 1..=MAX_TRIES {
-            let error = match tokio::time::timeout(time_limit, request()).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(error)) => self.context.map_error(error),
-                Err(_elapsed) => RegistryError::TimedOut {
-                    registry: self.context.registry.to_string(),
-                    seconds: time_limit.as_secs(),
-                },
-            };
+    let location = header("location")?;
+    location.rsplit('/').next().filter(|segment| segment.starts_with("sha256:")).map(str::to_string)
+}
 
-            if !error.is_transient() || attempt == MAX_TRIES {
-                return Err(error);
+/// Adds `digest=` to an upload session URL, which may already have a query.
+fn upload_url(location: &str, digest: &str) -> Result<String, Failure> {
+    let mut url = reqwest::Url::parse(location).map_err(|error| {
+        Failure::from(RegistryError::Request {
+            registry: String::new(),
+            repository: String::new(),
+            detail: format!("invalid upload location `{location}`: {error}"),
+        })
+    })?;
+    url.query_pairs_mut().append_pair("digest", digest);
+    Ok(url.to_string())
+}
+
+/// Runs `work` and reports the growth of `sent` to `reporter` every
+/// [`PROGRESS_INTERVAL`] until it ends. The counting happens inside the
+/// request bodies, which must be `'static` and so cannot hold the reporter.
+async fn report_progress<T>(
+    work: impl std::future::Future<Output = T>,
+    sent: &AtomicU64,
+    reporter: &dyn Reporter,
+) -> T {
+    let mut reported = 0;
+    let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
+    tokio::pin!(work);
+
+    loop {
+        tokio::select! {
+            result = &mut work => {
+                let now = sent.load(Ordering::Relaxed);
+                reporter.transfer_progressed(now.saturating_sub(reported));
+                return result;
             }
-
-            tracing::warn!(
-                registry = self.context.registry,
-                repository = self.context.repository,
-                attempt,
-                error = %error.to_string().lines().next().unwrap_or_default(),
-                "{operation} failed, retrying in {} ms",
-                delay.as_millis()
-            );
-            tokio::time::sleep(delay).await;
-            delay *= 2;
+            _ = ticker.tick() => {
+                let now = sent.load(Ordering::Relaxed);
+                reporter.transfer_progressed(now.saturating_sub(reported));
+                reported = now;
+            }
         }
-
-        unreachable!("the last try returns its result")
     }
 }
 
@@ -527,22 +643,39 @@ fn read_manifest(layout_dir: &Path, descriptor: &Descriptor) -> Result<Vec<u8>, 
     Ok(manifest)
 }
 
-/// Streams a file in chunks of [`READ_CHUNK_BYTES`], so memory does not grow
-/// with the blob size.
+/// Streams the file at `path` in chunks of [`READ_CHUNK_BYTES`], so memory
+/// does not grow with the blob size, and adds each chunk's size to `sent`.
+///
+/// NOTE: bytes of a try that failed stay counted, so after a retried upload
+/// the progress bar passes its total.
 fn read_chunks(
-    file: tokio::fs::File,
-) -> impl Stream<Item = Result<bytes::Bytes, OciDistributionError>> + Send + 'static {
-    stream::try_unfold(file, |mut file| async move {
-        let mut buffer = vec![0; READ_CHUNK_BYTES];
-        let read = file.read(&mut buffer).await?;
-        if read == 0 {
-            return Ok(None);
-        }
+    path: PathBuf,
+    sent: Arc<AtomicU64>,
+) -> impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    stream::try_unfold(None, move |file: Option<tokio::fs::File>| {
+        let path = path.clone();
+        let sent = Arc::clone(&sent);
+        async move {
+            let mut file = match file {
+                Some(file) => file,
+                None => tokio::fs::File::open(&path).await?,
+            };
+            let mut buffer = vec![0; READ_CHUNK_BYTES];
+            let read = file.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok(None);
+            }
 
-        buffer.truncate(read);
-        Ok(Some((bytes::Bytes::from(buffer), file)))
+            buffer.truncate(read);
+            sent.fetch_add(read as u64, Ordering::Relaxed);
+            Ok(Some((bytes::Bytes::from(buffer), Some(file))))
+        }
     })
 }
+
+#[cfg(test)]
+#[path = "push_fake_registry_tests.rs"]
+mod fake_registry_tests;
 
 #[cfg(test)]
 mod tests {
@@ -601,7 +734,7 @@ mod tests {
         }
     }
 
-    fn descriptor_for(layout: &Path, media_type: &str, content: &[u8]) -> Descriptor {
+    pub(super) fn descriptor_for(layout: &Path, media_type: &str, content: &[u8]) -> Descriptor {
         let hex = hex::encode(Sha256::digest(content));
         let blobs = layout.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();
@@ -612,7 +745,7 @@ mod tests {
 
     /// Writes a layout with one layer whose content need not be a real tar,
     /// because the fake servers never read it.
-    fn small_image(layout: &Path) -> BuiltImage {
+    pub(super) fn small_image(layout: &Path) -> BuiltImage {
         let layer = descriptor_for(layout, "application/vnd.oci.image.layer.v1.tar+gzip", b"layer bytes");
         let config = descriptor_for(layout, "application/vnd.oci.image.config.v1+json", b"{}");
         let manifest = descriptor_for(layout, "application/vnd.oci.image.manifest.v1+json", b"{\"schemaVersion\":2}");
@@ -649,7 +782,7 @@ mod tests {
         let error = push_to(&server).await;
 
         assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
-        assert_eq!(server.count("HEAD"), 3);
+        assert_eq!(server.count("GET"), 3);
         assert!(error.to_string().contains("retry later"), "{error}");
     }
 
@@ -660,7 +793,7 @@ mod tests {
         let error = push_to(&server).await;
 
         assert!(matches!(error, RegistryError::Forbidden { .. }), "{error}");
-        assert_eq!(server.count("HEAD"), 1);
+        assert_eq!(server.count("GET"), 1);
         assert!(error.to_string().contains("`backup`"), "{error}");
     }
 
@@ -685,7 +818,7 @@ mod tests {
         let error = push_to(&server).await;
 
         assert!(matches!(error, RegistryError::NotFound { .. }), "{error}");
-        assert_eq!(server.count("POST"), 1);
+        assert_eq!(server.count("PUT"), 0);
         assert!(error.to_string().contains("repository `backup` not found"), "{error}");
     }
 
@@ -726,7 +859,7 @@ mod tests {
     async fn https_to_plain_server_is_tls_error() {
         let server = FixedStatusServer::start("400 Bad Request", "");
         let target = Target::from_prefix(&server.address, "backup", "latest").unwrap();
-        let session = Session::new(&target, false, &Credential::Anonymous).unwrap();
+        let session = Session::new(&target, false, Credential::Anonymous, None, RetryPolicy::default()).unwrap();
 
         let error = session.authenticate().await.unwrap_err();
 

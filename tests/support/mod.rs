@@ -17,6 +17,7 @@ pub mod layout;
 mod postgres;
 pub mod registry_client;
 mod registry_server;
+pub mod relay;
 mod workflow;
 
 use std::net::TcpListener;

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::BaseError;
 use super::manifest::{OCI_LAYER_TAR, OCI_LAYER_ZSTD};
-use crate::image::LAYER_MEDIA_TYPE;
 use crate::image::tree::ImageTree;
+use crate::image::{LAYER_MEDIA_TYPE, elf};
 use crate::sources::{Content, Entry, EntryKind};
 
 /// Prefix of a whiteout file, which deletes its namesake in lower layers.
@@ -18,8 +18,13 @@ const WHITEOUT_PREFIX: &str = ".wh.";
 /// directory.
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
-/// Bytes kept of an executable file: enough for a `#!` line.
+/// Bytes kept of an executable file that is not ELF: enough for a `#!`
+/// line.
 const HEAD_BYTES: u64 = 512;
+
+/// Maximum bytes kept of an ELF executable to reach its interpreter path.
+/// Linkers put the path within the first few KiB.
+const MAX_ELF_PREFIX: u64 = 64 * 1024;
 
 /// Files whose full content is kept, because kuul merges its users into them.
 pub const MERGED_FILES: [&str; 2] = ["/etc/passwd", "/etc/group"];
@@ -37,8 +42,8 @@ struct LayerChanges {
 /// entries it holds.
 ///
 /// Regular files are recorded with their real size. Their content is kept
-/// only for [`MERGED_FILES`] and as the first 512 bytes of executables, so
-/// memory stays small. Device files and FIFOs are skipped, because
+/// only for [`MERGED_FILES`] and as a prefix of executables, long enough
+/// for a `#!` line or the ELF interpreter path, so memory stays small. Device files and FIFOs are skipped, because
 /// no check reads them.
 pub fn apply_layer(tree: &mut ImageTree, path: &Path, media_type: &str, digest: &str) -> Result<usize, BaseError> {
     let file = File::open(path).map_err(|source| BaseError::Io { path: path.to_path_buf(), source })?;
@@ -110,17 +115,12 @@ fn read_changes(reader: impl Read, digest: &str) -> Result<LayerChanges, BaseErr
             EntryKind::Hardlink { target }
         } else if entry_type.is_file() || entry_type == tar::EntryType::Continuous {
             let size = item.size();
-            // NOTE: goblin needs the whole ELF file, so the interpreter check
-            // skips ELF programs that come from the base.
-            let keep = if MERGED_FILES.contains(&path.as_str()) {
-                size
-            } else if mode & 0o111 != 0 {
-                HEAD_BYTES.min(size)
-            } else {
-                0
-            };
             let mut bytes = Vec::new();
-            (&mut item).take(keep).read_to_end(&mut bytes).map_err(|error| invalid(error.to_string()))?;
+            if MERGED_FILES.contains(&path.as_str()) {
+                item.read_to_end(&mut bytes).map_err(|error| invalid(error.to_string()))?;
+            } else if mode & 0o111 != 0 {
+                bytes = read_executable_prefix(&mut item, size).map_err(|error| invalid(error.to_string()))?;
+            }
             EntryKind::File { content: Content::Inline(bytes), size }
         } else {
             continue;
@@ -129,6 +129,28 @@ fn read_changes(reader: impl Read, digest: &str) -> Result<LayerChanges, BaseErr
         changes.entries.push(Entry { path, kind, mode, uid, gid });
     }
     Ok(changes)
+}
+
+/// Reads the start of an executable of `size` bytes: 512 bytes, and for an
+/// ELF file up to the length that [`elf::interpreter_prefix_len`] returns.
+fn read_executable_prefix(reader: &mut impl Read, size: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(HEAD_BYTES.min(size)).read_to_end(&mut bytes)?;
+
+    while let Some(needed) = elf::interpreter_prefix_len(&bytes) {
+        let needed = needed.min(size);
+        let have = bytes.len() as u64;
+        // NOTE: an interpreter path beyond `MAX_ELF_PREFIX` is not read, so
+        // the build does not check that program's loader.
+        if needed <= have || needed > MAX_ELF_PREFIX {
+            break;
+        }
+        reader.take(needed - have).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 == have {
+            break;
+        }
+    }
+    Ok(bytes)
 }
 
 /// Turns a tar path (`./usr/bin`, `usr/bin/`, `/usr/bin`) into the
@@ -183,6 +205,70 @@ mod tests {
             apply_layer(&mut tree, &path, OCI_LAYER_TAR, "sha256:test").unwrap();
         }
         tree
+    }
+
+    /// Writes an uncompressed tar layer holding one 0755 file.
+    fn executable_layer(dir: &Path, path: &str, content: &[u8]) -> std::path::PathBuf {
+        let layer_path = dir.join("executable");
+        let mut builder = tar::Builder::new(File::create(&layer_path).unwrap());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o755);
+        header.set_size(content.len() as u64);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, path, content).unwrap();
+        builder.finish().unwrap();
+        layer_path
+    }
+
+    fn inline_content(tree: &ImageTree, path: &str) -> Vec<u8> {
+        match &tree.entry(path).unwrap().kind {
+            EntryKind::File { content: Content::Inline(bytes), .. } => bytes.clone(),
+            other => panic!("expected an inline file, found {other:?}"),
+        }
+    }
+
+    #[test]
+    fn elf_prefix_reaches_far_interpreter() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = elf::tests::elf_with_interpreter("/lib/ld-musl-x86_64.so.1", 8192, 100_000);
+        let layer_path = executable_layer(dir.path(), "bin/tool", &program);
+        let mut tree = ImageTree::new();
+
+        apply_layer(&mut tree, &layer_path, OCI_LAYER_TAR, "sha256:test").unwrap();
+        let prefix = inline_content(&tree, "/bin/tool");
+
+        assert_eq!(elf::interpreter(&prefix).as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
+        assert_eq!(prefix.len(), 8192 + "/lib/ld-musl-x86_64.so.1".len() + 1);
+    }
+
+    #[test]
+    fn elf_prefix_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = elf::tests::elf_with_interpreter("/lib/ld.so", 100_000, 10);
+        let layer_path = executable_layer(dir.path(), "bin/tool", &program);
+        let mut tree = ImageTree::new();
+
+        apply_layer(&mut tree, &layer_path, OCI_LAYER_TAR, "sha256:test").unwrap();
+        let prefix = inline_content(&tree, "/bin/tool");
+
+        assert_eq!(prefix.len() as u64, HEAD_BYTES);
+        assert_eq!(elf::interpreter(&prefix), None);
+    }
+
+    #[test]
+    fn script_prefix_is_512_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = format!("#!/bin/sh\n{}", "echo padding\n".repeat(100));
+        let layer_path = executable_layer(dir.path(), "bin/job.sh", script.as_bytes());
+        let mut tree = ImageTree::new();
+
+        apply_layer(&mut tree, &layer_path, OCI_LAYER_TAR, "sha256:test").unwrap();
+
+        assert_eq!(inline_content(&tree, "/bin/job.sh"), script.as_bytes()[..512]);
     }
 
     #[test]

@@ -263,15 +263,17 @@ fn locked_packages(
     let existing = Lock::read(&lock_path)?;
 
     match (options.lock_mode, existing) {
-        (LockMode::Update, Some(existing)) if existing.request == request => Ok(existing),
+        (LockMode::Update, Some(existing)) if existing.request.as_ref() == Some(&request) => Ok(existing),
         (LockMode::Locked, None) => Err(DebianError::LockMissing { path: lock_path }),
         (LockMode::Locked, Some(existing)) => {
             let fresh = Lock::new(request, repository.resolve(packages)?);
             let changes = existing.diff(&fresh);
             if changes.is_empty() { Ok(existing) } else { Err(DebianError::LockOutdated { path: lock_path, changes }) }
         }
-        (LockMode::Update | LockMode::Refresh, _) => {
-            let fresh = Lock::new(request, repository.resolve(packages)?);
+        (LockMode::Update | LockMode::Refresh, existing) => {
+            // The base pin belongs to the build's base step, so it is kept.
+            let mut fresh = Lock::new(request, repository.resolve(packages)?);
+            fresh.base = existing.and_then(|existing| existing.base);
             fresh.write(&lock_path)?;
             Ok(fresh)
         }

@@ -1,0 +1,444 @@
+//! Pushes against a fake registry that records every request, to check
+//! what kuul sends: token requests, retries, restarted uploads.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::tests::{descriptor_for, small_image};
+use super::*;
+use crate::image::BuiltLayer;
+use crate::image::base::manifest::Platform;
+use crate::image::index::PlatformImage;
+use crate::report::SilentReporter;
+
+/// One request as the fake registry received it.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    /// Path and query.
+    target: String,
+    authorization: Option<String>,
+    at: Instant,
+}
+
+/// What the fake registry does with a request.
+enum Reply {
+    Respond {
+        status: &'static str,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Closes the connection without a response, as a registry that
+    /// crashes or a proxy that times out would.
+    Drop,
+}
+
+fn respond(status: &'static str) -> Reply {
+    Reply::Respond { status, headers: Vec::new(), body: String::new() }
+}
+
+fn respond_with(status: &'static str, headers: &[(&str, String)]) -> Reply {
+    let headers = headers.iter().map(|(name, value)| (name.to_string(), value.clone())).collect();
+    Reply::Respond { status, headers, body: String::new() }
+}
+
+struct FakeRegistry {
+    address: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl FakeRegistry {
+    /// Starts a registry that replies to each request with what `handle`
+    /// returns for it and the requests before it.
+    fn start(handle: impl Fn(&Recorded, &[Recorded], &str) -> Reply + Send + 'static) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&requests);
+        let own_address = address.clone();
+
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let Some(request) = read_request(&stream) else { continue };
+                let earlier = recorded.lock().unwrap().clone();
+                let reply = handle(&request, &earlier, &own_address);
+                recorded.lock().unwrap().push(request);
+                write_reply(stream, reply);
+            }
+        });
+
+        FakeRegistry { address, requests }
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn count(&self, method: &str, path_prefix: &str) -> usize {
+        let requests = self.requests();
+        requests.iter().filter(|request| request.method == method && request.target.starts_with(path_prefix)).count()
+    }
+}
+
+/// Reads the request line, the headers and a `Content-Length` body.
+fn read_request(stream: &TcpStream) -> Option<Recorded> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+
+    let mut authorization = None;
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        match name.to_ascii_lowercase().as_str() {
+            "authorization" => authorization = Some(value.trim().to_string()),
+            "content-length" => length = value.trim().parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded { method, target, authorization, at: Instant::now() })
+}
+
+fn write_reply(mut stream: TcpStream, reply: Reply) {
+    let Reply::Respond { status, headers, body } = reply else {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return;
+    };
+
+    let mut response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (name, value) in headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&body);
+    let _ = stream.write_all(response.as_bytes());
+}
+
+/// Replies like a registry that stores nothing yet: blobs are missing,
+/// uploads and manifest PUTs succeed.
+fn registry_reply(request: &Recorded) -> Reply {
+    match (request.method.as_str(), request.target.as_str()) {
+        ("GET", "/v2/") => respond("200 OK"),
+        ("HEAD", _) => respond("404 Not Found"),
+        ("POST", _) => respond_with("202 Accepted", &[("Location", "/v2/backup/blobs/uploads/session".to_string())]),
+        ("PUT", _) => respond("201 Created"),
+        _ => respond("400 Bad Request"),
+    }
+}
+
+/// Replies like a registry behind a token service at `/token`, which hands
+/// out `token-1`, `token-2` and so on. The registry accepts only the
+/// latest token.
+fn token_registry_reply(request: &Recorded, earlier: &[Recorded], address: &str) -> Reply {
+    let issued = earlier.iter().filter(|request| request.target.starts_with("/token")).count();
+    if request.target.starts_with("/token") {
+        let body = format!(r#"{{"token":"token-{}"}}"#, issued + 1);
+        return Reply::Respond { status: "200 OK", headers: Vec::new(), body };
+    }
+
+    let challenge = format!(r#"Bearer realm="http://{address}/token",service="fake-registry""#);
+    let expected = format!("Bearer token-{issued}");
+    if issued == 0 || request.authorization.as_deref() != Some(expected.as_str()) {
+        return respond_with("401 Unauthorized", &[("WWW-Authenticate", challenge)]);
+    }
+    registry_reply(request)
+}
+
+fn fast_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_tries: 3,
+        first_delay: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(5),
+        max_elapsed: Duration::from_secs(30),
+    }
+}
+
+async fn push_to(registry: &FakeRegistry) -> Result<PushOutcome, RegistryError> {
+    let layout = tempfile::tempdir().unwrap();
+    let image = small_image(layout.path());
+    let target = Target::from_prefix(&registry.address, "backup", "latest").unwrap();
+    let options = PushOptions {
+        insecure_registries: Vec::new(),
+        docker_config_dir: Some(layout.path().join("no-docker-config")),
+        mount_from: None,
+    };
+
+    push_with_policy(layout.path(), &image, &target, &options, &SilentReporter, &fast_policy()).await
+}
+
+#[tokio::test]
+async fn token_request_sends_scope_and_service() {
+    let registry = FakeRegistry::start(token_registry_reply);
+
+    push_to(&registry).await.unwrap();
+
+    let requests = registry.requests();
+    let token_requests: Vec<&Recorded> = requests.iter().filter(|r| r.target.starts_with("/token")).collect();
+    assert_eq!(token_requests.len(), 1, "{requests:#?}");
+    assert!(
+        token_requests[0].target.contains("scope=repository%3Abackup%3Apull%2Cpush"),
+        "{}",
+        token_requests[0].target
+    );
+    assert!(token_requests[0].target.contains("service=fake-registry"), "{}", token_requests[0].target);
+}
+
+#[tokio::test]
+async fn cached_token_sent_with_every_request() {
+    let registry = FakeRegistry::start(token_registry_reply);
+
+    push_to(&registry).await.unwrap();
+
+    let requests = registry.requests();
+    let after_token = requests.iter().skip_while(|r| !r.target.starts_with("/token")).skip(1);
+    for request in after_token {
+        assert_eq!(request.authorization.as_deref(), Some("Bearer token-1"), "{request:?}");
+    }
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/latest"), 1);
+}
+
+#[tokio::test]
+async fn expired_token_renewed_once() {
+    // The registry revokes the first token once the blobs are in, so the
+    // manifest PUT gets a 401 and kuul must fetch one new token.
+    let registry = FakeRegistry::start(|request, earlier, address| {
+        let blob_puts = earlier.iter().filter(|r| r.method == "PUT" && r.target.contains("uploads")).count();
+        let tokens = earlier.iter().filter(|r| r.target.starts_with("/token")).count();
+        if request.target.starts_with("/v2/backup/manifests/") && blob_puts == 2 && tokens == 1 {
+            let challenge = format!(r#"Bearer realm="http://{address}/token",service="fake-registry""#);
+            return respond_with("401 Unauthorized", &[("WWW-Authenticate", challenge)]);
+        }
+        token_registry_reply(request, earlier, address)
+    });
+
+    push_to(&registry).await.unwrap();
+
+    assert_eq!(registry.count("GET", "/token"), 2);
+    let manifest_puts: Vec<Recorded> =
+        registry.requests().into_iter().filter(|r| r.target.starts_with("/v2/backup/manifests/")).collect();
+    assert_eq!(manifest_puts.len(), 2);
+    assert_eq!(manifest_puts[1].authorization.as_deref(), Some("Bearer token-2"));
+}
+
+#[tokio::test]
+async fn rejected_new_token_not_renewed_again() {
+    let registry = FakeRegistry::start(|request, earlier, address| {
+        if request.method == "HEAD" {
+            let challenge = format!(r#"Bearer realm="http://{address}/token",service="fake-registry""#);
+            return respond_with("401 Unauthorized", &[("WWW-Authenticate", challenge)]);
+        }
+        token_registry_reply(request, earlier, address)
+    });
+
+    let error = push_to(&registry).await.unwrap_err();
+
+    assert!(matches!(error, RegistryError::Unauthorized { .. }), "{error}");
+    // Each blob check sends its request, fetches one new token after the
+    // 401 and sends once more. The first check that fails ends the push and
+    // may cancel the other one before its re-auth.
+    let requests = registry.requests();
+    let heads: Vec<&Recorded> = requests.iter().filter(|r| r.method == "HEAD").collect();
+    for head in &heads {
+        let sends = heads.iter().filter(|other| other.target == head.target).count();
+        assert!(sends <= 2, "{heads:#?}");
+    }
+    assert!(registry.count("GET", "/token") <= 3, "{requests:#?}");
+}
+
+#[tokio::test]
+async fn retry_after_seconds_honoured() {
+    let registry = FakeRegistry::start(|request, earlier, _address| {
+        let first_head = request.method == "HEAD" && !earlier.iter().any(|r| r.method == "HEAD");
+        if first_head {
+            return respond_with("429 Too Many Requests", &[("Retry-After", "1".to_string())]);
+        }
+        registry_reply(request)
+    });
+
+    push_to(&registry).await.unwrap();
+
+    let requests = registry.requests();
+    let first_head = requests.iter().find(|r| r.method == "HEAD").unwrap();
+    let retried = requests.iter().filter(|r| r.target == first_head.target && r.method == "HEAD").nth(1).unwrap();
+    let waited = retried.at - first_head.at;
+    assert!(waited >= Duration::from_millis(950), "{waited:?}");
+}
+
+#[tokio::test]
+async fn server_error_given_up_with_status() {
+    let registry = FakeRegistry::start(|request, _earlier, _address| match request.method.as_str() {
+        "HEAD" => respond("502 Bad Gateway"),
+        _ => registry_reply(request),
+    });
+
+    let error = push_to(&registry).await.unwrap_err();
+
+    assert!(matches!(error, RegistryError::ServerError { status: 502, .. }), "{error}");
+    // The first blob check that gives up ends the push and cancels the
+    // other, so only the failed check has all three tries.
+    let requests = registry.requests();
+    let heads: Vec<&Recorded> = requests.iter().filter(|r| r.method == "HEAD").collect();
+    let max_tries_per_blob =
+        heads.iter().map(|head| heads.iter().filter(|other| other.target == head.target).count()).max();
+    assert_eq!(max_tries_per_blob, Some(3), "{heads:#?}");
+}
+
+#[tokio::test]
+async fn dropped_upload_restarted_in_new_session() {
+    let registry = FakeRegistry::start(|request, earlier, _address| {
+        let first_blob_put =
+            request.method == "PUT" && request.target.contains("uploads") && !earlier.iter().any(|r| r.method == "PUT");
+        if first_blob_put {
+            return Reply::Drop;
+        }
+        registry_reply(request)
+    });
+
+    let outcome = push_to(&registry).await.unwrap();
+
+    assert_eq!(outcome.blobs_uploaded, 2);
+    assert_eq!(registry.count("POST", "/v2/backup/blobs/uploads/"), 3);
+    assert_eq!(registry.count("PUT", "/v2/backup/blobs/uploads/"), 3);
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/"), 1);
+}
+
+#[tokio::test]
+async fn failed_blob_prevents_manifest_put() {
+    let registry = FakeRegistry::start(|request, _earlier, _address| {
+        if request.method == "PUT" && request.target.contains("uploads") {
+            return respond("503 Service Unavailable");
+        }
+        registry_reply(request)
+    });
+
+    let error = push_to(&registry).await.unwrap_err();
+
+    assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/"), 0);
+}
+
+/// Writes a layout with two platform images that share their one layer,
+/// and an index over them. The contents need not be valid JSON or tar,
+/// because the fake registry never reads them.
+fn two_platform_index(layout: &Path) -> BuiltIndex {
+    let layer = descriptor_for(layout, "application/vnd.oci.image.layer.v1.tar+gzip", b"shared layer");
+    let image = |architecture: &str| {
+        let config = format!("{{\"architecture\":\"{architecture}\"}}");
+        let manifest = format!("{{\"manifest\":\"{architecture}\"}}");
+        BuiltImage {
+            manifest: descriptor_for(layout, "application/vnd.oci.image.manifest.v1+json", manifest.as_bytes()),
+            config: descriptor_for(layout, "application/vnd.oci.image.config.v1+json", config.as_bytes()),
+            layers: vec![BuiltLayer {
+                descriptor: layer.clone(),
+                diff_id: layer.digest.clone(),
+                description: "job files".to_string(),
+                entries: 1,
+            }],
+        }
+    };
+    let images = vec![
+        PlatformImage { platform: Platform::linux("amd64"), image: image("amd64") },
+        PlatformImage { platform: Platform::linux("arm64"), image: image("arm64") },
+    ];
+    let descriptor = descriptor_for(layout, "application/vnd.oci.image.index.v1+json", b"{\"index\":2}");
+
+    BuiltIndex { descriptor, images }
+}
+
+async fn push_index_to(registry: &FakeRegistry) -> (Result<PushOutcome, RegistryError>, BuiltIndex) {
+    let layout = tempfile::tempdir().unwrap();
+    let index = two_platform_index(layout.path());
+    let target = Target::from_prefix(&registry.address, "backup", "latest").unwrap();
+    let options = PushOptions {
+        insecure_registries: Vec::new(),
+        docker_config_dir: Some(layout.path().join("no-docker-config")),
+        mount_from: None,
+    };
+
+    let result =
+        push_index_with_policy(layout.path(), &index, &target, &options, &SilentReporter, &fast_policy()).await;
+    (result, index)
+}
+
+#[tokio::test]
+async fn index_pushed_after_platform_manifests() {
+    let registry = FakeRegistry::start(token_registry_reply);
+
+    let (result, index) = push_index_to(&registry).await;
+
+    let outcome = result.unwrap();
+    let manifest_puts: Vec<String> = registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.target.starts_with("/v2/backup/manifests/"))
+        .map(|r| r.target)
+        .collect();
+    let expected: Vec<String> = [&index.images[0].image.manifest.digest, &index.images[1].image.manifest.digest]
+        .iter()
+        .map(|digest| format!("/v2/backup/manifests/{digest}"))
+        .chain(["/v2/backup/manifests/latest".to_string()])
+        .collect();
+    assert_eq!(manifest_puts, expected);
+    assert_eq!(outcome.digest, index.descriptor.digest);
+    assert_eq!(registry.count("GET", "/token"), 1);
+}
+
+#[tokio::test]
+async fn index_push_uploads_shared_blob_once() {
+    let registry = FakeRegistry::start(|request, _earlier, _address| registry_reply(request));
+
+    let (result, _index) = push_index_to(&registry).await;
+
+    let outcome = result.unwrap();
+    assert_eq!(outcome.blobs_uploaded, 3);
+    assert_eq!(registry.count("HEAD", "/v2/backup/blobs/"), 3);
+    assert_eq!(registry.count("PUT", "/v2/backup/blobs/uploads/"), 3);
+}
+
+#[tokio::test]
+async fn failed_blob_prevents_index_put() {
+    let registry = FakeRegistry::start(|request, _earlier, _address| {
+        if request.method == "PUT" && request.target.contains("uploads") {
+            return respond("503 Service Unavailable");
+        }
+        registry_reply(request)
+    });
+
+    let (result, _index) = push_index_to(&registry).await;
+
+    let error = result.unwrap_err();
+    assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/"), 0);
+}
+
+#[tokio::test]
+async fn failed_platform_manifest_keeps_tag() {
+    let registry = FakeRegistry::start(|request, _earlier, _address| {
+        let platform_manifest = request.target.starts_with("/v2/backup/manifests/sha256:");
+        if request.method == "PUT" && platform_manifest {
+            return respond("503 Service Unavailable");
+        }
+        registry_reply(request)
+    });
+
+    let (result, _index) = push_index_to(&registry).await;
+
+    let error = result.unwrap_err();
+    assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/latest"), 0);
+}
