@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 
 pub mod base_pin;
 mod base_step;
+pub mod platforms;
 
+use crate::image::base::manifest::Platform;
+use crate::image::index::{BuiltIndex, PlatformImage};
 use crate::image::layout::Layout;
 use crate::image::tree::ImageTree;
 use crate::image::{self, BuiltImage, ImageSettings};
@@ -42,6 +45,9 @@ pub struct BuildOptions {
     /// Mirror override, cache and lock handling for `image.packages`; the
     /// lock mode applies to the base image pin too.
     pub debian: sources::debian::DebianOptions,
+    /// Platforms to build, from `--platform`. Empty means the one platform
+    /// that `debian.architecture` or the build machine implies.
+    pub platforms: Vec<Platform>,
     /// Registries besides loopback ones that the base image is pulled from
     /// over plain HTTP (`--insecure-registry`).
     pub insecure_registries: Vec<String>,
@@ -52,6 +58,7 @@ pub struct BuildOptions {
 pub struct Build {
     pub spec: Spec,
     pub layout: Layout,
+    /// The image, or in a multi-platform build the first platform's image.
     pub image: BuiltImage,
     /// The tag the image carries in the layout and in the registry.
     pub tag: String,
@@ -63,6 +70,19 @@ pub struct Build {
     /// The base image's repository and layer digests, for blob mounts when
     /// the image is pushed to the base's registry; `None` for `scratch`.
     pub base_blobs: Option<crate::registry::MountSource>,
+    /// The image index of a multi-platform build; `None` for one platform.
+    pub index: Option<BuiltIndex>,
+}
+
+impl Build {
+    /// Returns the digest that the tag names: the index's in a
+    /// multi-platform build, else the image manifest's.
+    pub fn digest(&self) -> &str {
+        match &self.index {
+            Some(index) => &index.descriptor.digest,
+            None => &self.image.manifest.digest,
+        }
+    }
 }
 
 /// The packages a build installed and the download counts for them.
@@ -87,28 +107,97 @@ pub enum BuildError {
     #[error(transparent)]
     Pull(#[from] crate::registry::pull::PullError),
     #[error(transparent)]
+    Platform(#[from] platforms::PlatformError),
+    #[error(transparent)]
     BasePin(#[from] base_pin::BasePinError),
     #[error("{message}\nhint: {hint}")]
     Command { message: String, hint: String },
 }
 
 /// Builds the job in `job_dir` into an OCI layout and tags it there.
+///
+/// One platform gives one image manifest, tagged as it is. Several give one
+/// image per platform and an image index over them, and the tag names the
+/// index.
 pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) -> Result<Build, BuildError> {
     let spec = spec::load(&job_dir.join(SPEC_FILE))?;
-    let (uid, gid) = spec.image.user_ids();
-    let architecture = image_architecture(&spec);
-    let architecture = architecture.as_str();
-
     let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
-    let base = base_step::pull_and_import(&spec, job_dir, options, architecture, &layout_dir, reporter)?;
+    let platforms = platforms::resolve(&spec, &options.platforms, &image_architecture(&spec))?;
+    let tag = spec.tag().to_owned();
+
+    if let [platform] = platforms.as_slice() {
+        let built = build_platform(&spec, job_dir, options, platform, &layout_dir, reporter)?;
+        built.layout.tag(&built.image, &tag)?;
+        return Ok(Build {
+            spec,
+            layout: built.layout,
+            image: built.image,
+            tag,
+            command: built.command,
+            packages: built.packages,
+            base_blobs: built.base_blobs,
+            index: None,
+        });
+    }
+
+    let mut images = Vec::with_capacity(platforms.len());
+    let mut builds = Vec::with_capacity(platforms.len());
+    for platform in &platforms {
+        reporter.step(&format!("platform {platform}"));
+        let built = build_platform(&spec, job_dir, options, platform, &layout_dir, reporter)?;
+        images.push(PlatformImage { platform: platform.clone(), image: built.image.clone() });
+        builds.push(built);
+    }
+
+    let first = builds.swap_remove(0);
+    let index_descriptor = image::index::write_index(&first.layout, &images)?;
+    first.layout.tag_descriptor(&index_descriptor, &tag)?;
+
+    let base_blobs = merge_mount_sources(first.base_blobs, builds.into_iter().map(|built| built.base_blobs));
+    Ok(Build {
+        spec,
+        layout: first.layout,
+        image: first.image,
+        tag,
+        command: first.command,
+        packages: first.packages,
+        base_blobs,
+        index: Some(BuiltIndex { descriptor: index_descriptor, images }),
+    })
+}
+
+/// One platform's image, written into the layout but not tagged.
+struct PlatformBuild {
+    layout: Layout,
+    image: BuiltImage,
+    command: Vec<String>,
+    packages: Option<PackagesSummary>,
+    base_blobs: Option<crate::registry::MountSource>,
+}
+
+/// Builds the image for `platform`: pulls its base, collects the files and
+/// packages of its architecture, and checks the command and its interpreter.
+fn build_platform(
+    spec: &Spec,
+    job_dir: &Path,
+    options: &BuildOptions,
+    platform: &Platform,
+    layout_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<PlatformBuild, BuildError> {
+    let (uid, gid) = spec.image.user_ids();
+    let architecture = platform.architecture.as_str();
+    let spec = &spec_for_architecture(spec, architecture);
+
+    let base = base_step::pull_and_import(spec, job_dir, options, platform, layout_dir, reporter)?;
 
     reporter.step("collect files");
-    let mut layers = collect_layers(&spec, job_dir, options, uid, gid, architecture)?;
+    let mut layers = collect_layers(spec, job_dir, options, uid, gid, architecture)?;
     if let Some(base) = &base {
         layers[0].entries = image::base::system::entries_on_base(&base.tree, uid, gid, architecture);
     }
     let base_tree = base.as_ref().map(|base| &base.tree);
-    let (package_env, packages) = add_package_layer(&spec, job_dir, options, base_tree, &mut layers, reporter)?;
+    let (package_env, packages) = add_package_layer(spec, job_dir, options, base_tree, &mut layers, reporter)?;
 
     let mut tree = base.as_ref().map(|base| base.tree.clone()).unwrap_or_else(ImageTree::new);
     let mut normalized = Vec::with_capacity(layers.len());
@@ -120,26 +209,55 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     if let Some(base) = &base {
         path_var = image::base::config::merge_path(&base.config.env, &path_var);
     }
-    let program = resolve_program(&spec, &tree, &path_var)?;
+    let program = resolve_program(spec, &tree, &path_var)?;
     let program_from_base = base.as_ref().is_some_and(|base| {
         base.tree.resolve(&program).map(|(_, entry)| entry) == tree.resolve(&program).map(|(_, entry)| entry)
     });
     check_interpreter(&tree, &program, &path_var, program_from_base)?;
-    let command = container_command(&spec, job_dir);
+    let command = container_command(spec, job_dir);
 
-    let mut settings = image_settings(&spec, &command, &path_var, uid, gid, options.created, architecture);
+    let mut settings = image_settings(spec, &command, &path_var, uid, gid, options.created, architecture);
+    settings.variant = platform.variant.clone();
     settings.env.extend(package_env);
     if let Some(base) = &base {
         base_step::merge_settings(&mut settings, base);
     }
-    let layout = Layout::open_or_create(&layout_dir)?;
-    let built = image::build_on_base(&layout, base.as_ref(), &normalized, &settings, reporter)?;
-
-    let tag = spec.tag().to_owned();
-    layout.tag(&built, &tag)?;
+    let layout = Layout::open_or_create(layout_dir)?;
+    let image = image::build_on_base(&layout, base.as_ref(), &normalized, &settings, reporter)?;
 
     let base_blobs = base.as_ref().map(base_step::mount_source).transpose()?;
-    Ok(Build { spec, layout, image: built, tag, command, packages, base_blobs })
+    Ok(PlatformBuild { layout, image, command, packages, base_blobs })
+}
+
+/// Returns `spec` with `debian.architecture` set to `architecture` (an OCI
+/// name) when the job installs packages and does not set it, so they are
+/// resolved for the platform being built. A `debian.architecture` that is
+/// set stays, because one OCI name can stand for several Debian ones (`arm`
+/// for `armel` and `armhf`), and [`platforms::resolve`] rejected a
+/// conflicting one before.
+fn spec_for_architecture(spec: &Spec, architecture: &str) -> Spec {
+    let mut spec = spec.clone();
+    if !spec.image.packages.is_empty() && spec.debian.architecture.is_none() {
+        spec.debian.architecture = Some(sources::debian::debian_architecture(architecture).to_owned());
+    }
+    spec
+}
+
+/// Combines the base layers of every platform into one mount source. All
+/// platforms pull the same base reference, so they share its repository.
+fn merge_mount_sources(
+    first: Option<crate::registry::MountSource>,
+    rest: impl Iterator<Item = Option<crate::registry::MountSource>>,
+) -> Option<crate::registry::MountSource> {
+    let mut merged = first?;
+    for source in rest.flatten() {
+        for digest in source.digests {
+            if !merged.digests.contains(&digest) {
+                merged.digests.push(digest);
+            }
+        }
+    }
+    Some(merged)
 }
 
 /// Returns the image's architecture: `debian.architecture` (in OCI terms)
@@ -477,6 +595,7 @@ fn image_settings(
         annotations,
         created,
         architecture: architecture.to_owned(),
+        variant: None,
         os: "linux".to_owned(),
     }
 }

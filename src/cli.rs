@@ -87,6 +87,12 @@ pub struct BuildOptions {
     #[arg(long, env = "KUUL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Platforms to build, comma-separated, such as `linux/amd64,linux/arm64`.
+    /// Two or more give an image index with one manifest per platform
+    /// [default: the build machine's, or `debian.architecture`].
+    #[arg(long, env = "KUUL_PLATFORM", value_name = "OS/ARCH[/VARIANT],...")]
+    pub platform: Option<String>,
+
     /// A registry reached over plain HTTP (loopback registries always are),
     /// for the base image pull and the push. Credentials are never sent to
     /// it. Can be repeated.

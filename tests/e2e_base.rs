@@ -62,7 +62,7 @@ fn hello_digest(registry: &Registry) -> String {
     format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest)))
 }
 
-/// Reads the manifest tagged `latest` in the job's default layout.
+/// Reads the manifest or index tagged `latest` in the job's default layout.
 fn built_manifest(job_dir: &Path) -> Value {
     let layout = job_dir.join(".kuul/oci");
     let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -259,6 +259,90 @@ fn index_base_picks_build_platform() {
     assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(index_digest.as_str()));
     let stdout = run_built(&job_dir, work.path());
     assert!(stdout.contains("derived on base\n"), "stdout:\n{stdout}");
+}
+
+#[test]
+fn index_base_builds_two_platforms() {
+    support::require_root();
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    let index_digest = push_index(&registry, "1", true);
+    let host = registry.host_port();
+    let job_dir = derived_job(work.path(), &format!("{host}/e2e/multi:1"));
+    let host_platform = format!("linux/{}", kuul::build::host_architecture());
+    let other_platform = if host_platform == "linux/arm64" { "linux/amd64" } else { "linux/arm64" };
+
+    let output = support::kuul()
+        .arg("publish")
+        .arg(&job_dir)
+        .args(["--registry", &format!("{host}/e2e"), "--platform", &format!("{host_platform},{other_platform}")])
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .output()
+        .expect("start kuul publish");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "kuul publish failed\n{}", String::from_utf8_lossy(&output.stderr));
+
+    let index: Value = serde_json::from_slice(&get_manifest(&host, "e2e/derived", "latest", OCI_INDEX)).unwrap();
+    let architectures: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(architectures.len(), 2, "index: {index:#}");
+    assert_eq!(format!("linux/{}", architectures[1]), other_platform, "index: {index:#}");
+    assert_eq!(read_lock(&job_dir)["base"]["digest"].as_str(), Some(index_digest.as_str()));
+    let image = support::container_image(&support::parse_yaml(&stdout));
+    std::fs::create_dir(work.path().join("pulled")).unwrap();
+    let bundle = support::pull_and_unpack(&image, &work.path().join("pulled"));
+    let run = runc_run(&bundle, &[], &[], &[], false);
+    let run_stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "the image failed\n{run_stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(run_stdout.contains("derived on base\n"), "stdout:\n{run_stdout}");
+}
+
+#[test]
+fn two_platforms_share_one_base_pin() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    let index_digest = push_index(&registry, "1", true);
+    let host = registry.host_port();
+    let base = format!("{host}/e2e/multi:1");
+    let job_dir = derived_job(work.path(), &base);
+    let host_platform = format!("linux/{}", kuul::build::host_architecture());
+    let other_platform = if host_platform == "linux/arm64" { "linux/amd64" } else { "linux/arm64" };
+    let platforms = format!("{host_platform},{other_platform}");
+    let cache = work.path().join("cache");
+    let build_two = |locked: bool| {
+        let mut command = support::kuul();
+        command.arg("build").arg(&job_dir).args(["--platform", &platforms]).env("KUUL_CACHE_DIR", &cache);
+        if locked {
+            command.arg("--locked");
+        }
+        command.output().expect("start kuul build")
+    };
+
+    let first = build_two(false);
+    assert!(first.status.success(), "kuul build failed:\n{}", String::from_utf8_lossy(&first.stderr));
+    let lock = read_lock(&job_dir);
+    let locked = build_two(true);
+
+    assert_eq!(lock["base"]["reference"].as_str(), Some(base.as_str()), "{lock}");
+    assert_eq!(lock["base"]["digest"].as_str(), Some(index_digest.as_str()), "{lock}");
+    assert!(locked.status.success(), "kuul build --locked failed:\n{}", String::from_utf8_lossy(&locked.stderr));
+    let layout = job_dir.join(".kuul/oci");
+    let index = built_manifest(&job_dir);
+    for entry in index["manifests"].as_array().expect("the layout's tag names an index") {
+        let manifest: Value = serde_json::from_slice(&layout_blob(&layout, entry["digest"].as_str().unwrap())).unwrap();
+        let base_digest = &manifest["annotations"]["org.opencontainers.image.base.digest"];
+        assert_eq!(base_digest, index_digest.as_str(), "manifest: {manifest:#}");
+    }
+}
+
+fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).expect("read a layout blob")
 }
 
 #[test]

@@ -394,3 +394,38 @@ fn dpkg_architecture() -> String {
     let output = std::process::Command::new("dpkg").arg("--print-architecture").output().expect("run dpkg");
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
+
+/// The test repository contains no arm64 packages, so an arm64 build of a
+/// packages job fails at the index: proof that `--platform` chooses the
+/// architecture that kuul resolves packages for.
+#[test]
+fn platform_flag_sets_package_architecture() {
+    let repo = DebianRepo::get();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let job = busybox_job(work.path(), &repo.keyring(), "");
+    let layout = work.path().join("oci");
+    let foreign = if dpkg_architecture() == "arm64" { "amd64" } else { "arm64" };
+
+    let output = build(
+        &job,
+        &layout,
+        &repo.file_url(),
+        &work.path().join("cache"),
+        &["--platform", &format!("linux/{foreign}")],
+    );
+
+    assert_build_fails(&output, &layout, &format!("no Packages index for architecture `{foreign}`"));
+}
+
+#[test]
+fn packages_on_two_platforms_rejected() {
+    let repo = DebianRepo::get();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let job = busybox_job(work.path(), &repo.keyring(), "");
+    let layout = work.path().join("oci");
+
+    let output =
+        build(&job, &layout, &repo.file_url(), &work.path().join("cache"), &["--platform", "linux/amd64,linux/arm64"]);
+
+    assert_build_fails(&output, &layout, "`image.packages` can be built for one platform at a time");
+}

@@ -47,6 +47,7 @@ fn settings(created: i64) -> ImageSettings {
         annotations: BTreeMap::from([("org.opencontainers.image.title".to_string(), "smoke".to_string())]),
         created,
         architecture: "amd64".to_string(),
+        variant: None,
         os: "linux".to_string(),
     }
 }

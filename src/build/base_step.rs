@@ -23,7 +23,7 @@ pub(super) fn pull_and_import(
     spec: &Spec,
     job_dir: &Path,
     options: &super::BuildOptions,
-    architecture: &str,
+    platform: &Platform,
     layout_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<Option<BaseImage>, BuildError> {
@@ -40,7 +40,6 @@ pub(super) fn pull_and_import(
         cache_dir: options.debian.cache_dir.clone(),
         ..PullOptions::default()
     };
-    let platform = Platform::linux(architecture);
 
     // The rest of the build is synchronous, so the pull gets its own runtime.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -56,7 +55,7 @@ pub(super) fn pull_and_import(
         &runtime,
         reporter,
     )?;
-    let mut pulled = runtime.block_on(pull_base(&to_pull, &platform, &pull_options, reporter))?;
+    let mut pulled = runtime.block_on(pull_base(&to_pull, platform, &pull_options, reporter))?;
     pulled.name = spec.image.base.clone();
     base_pin::record_pull(&spec.image.base, &reference, job_dir, lock_mode, &pulled.digest)?;
 

@@ -7,6 +7,7 @@ use super::diagnostics::render_with_warnings;
 use super::{StderrReporter, build_options, human_bytes, short_digest};
 use crate::build::Build;
 use crate::cli::{BuildArgs, SummaryFormat};
+use crate::image::index::BuiltIndex;
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let options = build_options(&args.build)?;
@@ -17,10 +18,17 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 
     // The CronJob is written by `publish`, but its errors and warnings are
     // known now.
-    let pending_image = format!("{}:{}@{}", build.spec.repository(), build.tag, build.image.manifest.digest);
+    let pending_image = format!("{}:{}@{}", build.spec.repository(), build.tag, build.digest());
     render_with_warnings(&build.spec, &pending_image, &build.command)?;
 
     if let Some(tarball) = &args.tarball {
+        // NOTE: a Docker archive names one image per tag, so it cannot carry
+        // an index; the OCI layout has every platform.
+        anyhow::ensure!(
+            build.index.is_none(),
+            "`--tarball` takes a single-platform image, but this build has several platforms\nhint: build one platform with `--platform` for the archive, or use the OCI layout `{}`",
+            build.layout.dir().display()
+        );
         let repo_tag = format!("{}:{}", build.spec.repository(), build.tag);
         crate::image::archive::write_docker_archive(&build.layout, &build.image, &repo_tag, tarball)
             .with_context(|| format!("failed to write the image archive `{}`", tarball.display()))?;
@@ -37,6 +45,10 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 }
 
 fn text_summary(build: &Build) -> String {
+    if let Some(index) = &build.index {
+        return index_text_summary(build, index);
+    }
+
     let image = &build.image;
     let mut out = format!(
         "built {}:{} in {}\ndigest  {}\nsize    {} ({} bytes)\nlayers  {}\n",
@@ -68,20 +80,32 @@ fn text_summary(build: &Build) -> String {
     out
 }
 
+/// Summarizes a multi-platform build: the index, then one line per
+/// platform. Layers shared between platforms count once in the size.
+fn index_text_summary(build: &Build, index: &BuiltIndex) -> String {
+    let mut out = format!(
+        "built {}:{} in {}\ndigest  {} (index)\nsize    {} ({} bytes)\n",
+        build.spec.repository(),
+        build.tag,
+        build.layout.dir().display(),
+        index.descriptor.digest,
+        human_bytes(index.total_size()),
+        index.total_size(),
+    );
+    for entry in &index.images {
+        out.push_str(&format!(
+            "  {}  {}  {:>10}  {} layers\n",
+            entry.platform,
+            short_digest(&entry.image.manifest.digest),
+            human_bytes(entry.image.total_size()),
+            entry.image.layers.len(),
+        ));
+    }
+    out
+}
+
 fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json::Value {
-    let layers: Vec<_> = build
-        .image
-        .layers
-        .iter()
-        .map(|layer| {
-            json!({
-                "digest": layer.descriptor.digest,
-                "size": layer.descriptor.size,
-                "description": layer.description,
-                "entries": layer.entries,
-            })
-        })
-        .collect();
+    let layers = json_layers(&build.image);
     let packages = build.packages.as_ref().map(|summary| {
         json!({
             "installed": summary.packages.iter().map(|package| json!({
@@ -94,13 +118,48 @@ fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json:
             "cached": summary.downloads.cached,
         })
     });
+    let platforms = build.index.as_ref().map(|index| {
+        index
+            .images
+            .iter()
+            .map(|entry| {
+                json!({
+                    "platform": entry.platform.to_string(),
+                    "digest": entry.image.manifest.digest,
+                    "size": entry.image.total_size(),
+                    "layers": json_layers(&entry.image),
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    // A multi-platform build lists its layers per platform.
+    let (size, layers) = match &build.index {
+        Some(index) => (index.total_size(), serde_json::Value::Null),
+        None => (build.image.total_size(), layers),
+    };
     json!({
-        "digest": build.image.manifest.digest,
-        "size": build.image.total_size(),
+        "digest": build.digest(),
+        "platforms": platforms,
+        "size": size,
         "layout": build.layout.dir(),
         "tag": build.tag,
         "tarball": tarball,
         "layers": layers,
         "packages": packages,
     })
+}
+
+fn json_layers(image: &crate::image::BuiltImage) -> serde_json::Value {
+    image
+        .layers
+        .iter()
+        .map(|layer| {
+            json!({
+                "digest": layer.descriptor.digest,
+                "size": layer.descriptor.size,
+                "description": layer.description,
+                "entries": layer.entries,
+            })
+        })
+        .collect()
 }

@@ -145,6 +145,10 @@ pub(crate) fn build_options(options: &crate::cli::BuildOptions) -> anyhow::Resul
         created,
         search_path: std::env::var_os("PATH").unwrap_or_default(),
         debian: debian_options(options),
+        platforms: match &options.platform {
+            Some(text) => crate::build::platforms::parse(text)?,
+            None => Vec::new(),
+        },
         insecure_registries: options.insecure_registries.clone(),
     })
 }

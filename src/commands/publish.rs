@@ -6,7 +6,7 @@ use serde_json::json;
 use super::diagnostics::render_with_warnings;
 use super::{StderrReporter, build_options, human_bytes};
 use crate::cli::{ManifestFormat, PublishArgs};
-use crate::registry::{PushOptions, Target, push};
+use crate::registry::{PushOptions, PushOutcome, RegistryError, Target, push, push_index};
 
 pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     check_deploy_flags(&args)?;
@@ -25,7 +25,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
 
     // Check the manifest before pushing, so a fragment error does not leave
     // a pushed image without a CronJob.
-    let pending_image = target.pinned(&build.image.manifest.digest);
+    let pending_image = target.pinned(build.digest());
     crate::k8s::render(&build.spec, &pending_image, &build.command, jiff::Timestamp::now())?;
 
     eprintln!("pushing to {target}");
@@ -35,7 +35,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let outcome = runtime.block_on(push(build.layout.dir(), &build.image, &target, &push_options, &StderrReporter))?;
+    let outcome = runtime.block_on(push_build(&build, &target, &push_options))?;
 
     eprintln!("pushed {}", outcome.reference);
     eprintln!(
@@ -117,11 +117,23 @@ async fn push_extra_targets(
     let mut pushed = Vec::new();
     for target in targets {
         eprintln!("pushing to {target}");
-        let outcome = push(build.layout.dir(), &build.image, target, options, &StderrReporter).await?;
+        let outcome = push_build(build, target, options).await?;
         eprintln!("pushed {}", outcome.reference);
         pushed.push(outcome.reference);
     }
     Ok(pushed)
+}
+
+/// Pushes the build's image, or its index and every platform's image.
+async fn push_build(
+    build: &crate::build::Build,
+    target: &Target,
+    options: &PushOptions,
+) -> Result<PushOutcome, RegistryError> {
+    match &build.index {
+        Some(index) => push_index(build.layout.dir(), index, target, options, &StderrReporter).await,
+        None => push(build.layout.dir(), &build.image, target, options, &StderrReporter).await,
+    }
 }
 
 /// Rejects the cluster options of `--deploy` when `--deploy` is absent, so a

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::json::to_canonical_json;
 use super::layer::DigestWriter;
-use super::{BuiltImage, Descriptor, ImageError, MANIFEST_MEDIA_TYPE};
+use super::{BuiltImage, Descriptor, ImageError};
 
 /// Annotation that names a manifest in `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
@@ -94,6 +94,12 @@ impl Layout {
     /// `org.opencontainers.image.ref.name = name`. A manifest that had that
     /// name before loses its entry. Other entries and fields stay as they were.
     pub fn tag(&self, image: &BuiltImage, name: &str) -> Result<(), ImageError> {
+        self.tag_descriptor(&image.manifest, name)
+    }
+
+    /// Tags an image manifest or an image index like [`Layout::tag`], keeping
+    /// the descriptor's media type.
+    pub fn tag_descriptor(&self, descriptor: &Descriptor, name: &str) -> Result<(), ImageError> {
         let mut index = self.read_index()?;
         let index_path = self.index_path();
         let invalid = |reason| ImageError::InvalidLayout { path: index_path.clone(), reason };
@@ -108,9 +114,9 @@ impl Layout {
 
         manifests.retain(|descriptor| descriptor["annotations"][REF_NAME_ANNOTATION].as_str() != Some(name));
         manifests.push(json!({
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "digest": image.manifest.digest,
-            "size": image.manifest.size,
+            "mediaType": descriptor.media_type,
+            "digest": descriptor.digest,
+            "size": descriptor.size,
             "annotations": { REF_NAME_ANNOTATION: name },
         }));
 
@@ -246,6 +252,7 @@ fn remove_quietly(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::MANIFEST_MEDIA_TYPE;
 
     fn image_with_manifest(digest: &str) -> BuiltImage {
         let descriptor =

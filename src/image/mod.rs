@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod base;
 pub mod elf;
+pub mod index;
 mod json;
 pub mod layer;
 pub mod layout;
@@ -100,6 +101,8 @@ pub struct ImageSettings {
     pub created: i64,
     /// GOARCH-style name, such as `amd64`.
     pub architecture: String,
+    /// CPU variant, such as `v7` for `arm`; left out of the config when `None`.
+    pub variant: Option<String>,
     pub os: String,
 }
 
@@ -231,6 +234,8 @@ fn rfc3339(seconds: i64) -> Result<String, ImageError> {
 struct ImageConfig<'a> {
     created: &'a str,
     architecture: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
     os: &'a str,
     config: ExecutionConfig<'a>,
     rootfs: RootFs<'a>,
@@ -301,6 +306,7 @@ fn image_config<'a>(
     ImageConfig {
         created,
         architecture: &settings.architecture,
+        variant: settings.variant.as_deref(),
         os: &settings.os,
         config: ExecutionConfig {
             user: &settings.user,
@@ -346,6 +352,7 @@ mod tests {
             annotations: BTreeMap::from([("org.opencontainers.image.title".to_string(), "backup".to_string())]),
             created: 0,
             architecture: "amd64".to_string(),
+            variant: None,
             os: "linux".to_string(),
         }
     }

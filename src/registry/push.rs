@@ -1,7 +1,7 @@
-//! Pushing an image from an OCI image layout to a registry: each blob is
-//! checked with HEAD and uploaded only if missing, up to
-//! [`PARALLEL_UPLOADS`] at a time, then the manifest is put by tag, byte for
-//! byte as it is in the layout.
+//! Pushing an image or an image index from an OCI image layout to a
+//! registry: each blob is checked with HEAD and uploaded only if missing, up
+//! to [`PARALLEL_UPLOADS`] at a time, then the manifests are put byte for
+//! byte as they are in the layout, the one that the tag names last.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use super::http::RegistryHttp;
 use super::retry::{Failure, RetryPolicy, retry};
 use super::transport::{is_loopback, uses_plain_http};
 use super::{RegistryError, Target};
+use crate::image::index::BuiltIndex;
 use crate::image::{BuiltImage, Descriptor};
 use crate::report::Reporter;
 
@@ -119,36 +120,107 @@ pub(crate) async fn push_with_policy(
     reporter: &dyn Reporter,
     policy: &RetryPolicy,
 ) -> Result<PushOutcome, RegistryError> {
-    let blobs: Vec<&Descriptor> = image.layers.iter().map(|layer| &layer.descriptor).chain([&image.config]).collect();
-    for descriptor in &blobs {
-        check_blob_size(&blob_path(layout_dir, &descriptor.digest), descriptor)?;
-    }
+    let blobs = image_blobs(image);
+    check_blob_sizes(layout_dir, &blobs)?;
     let manifest = read_manifest(layout_dir, &image.manifest)?;
 
-    let plain_http = uses_plain_http(target.registry(), &options.insecure_registries);
-    let credential = load_credential(target, options, plain_http, reporter).await?;
-    let session = Session::new(target, plain_http, credential, options.mount_from.as_ref(), *policy)?;
-
-    session.authenticate().await?;
-
-    let mut outcome = PushOutcome {
-        reference: target.pinned(&image.manifest.digest),
-        digest: image.manifest.digest.clone(),
-        bytes_uploaded: 0,
-        blobs_uploaded: 0,
-        blobs_skipped: 0,
-        blobs_mounted: 0,
-    };
-
-    let missing = session.missing_blobs(&blobs, reporter, &mut outcome).await?;
-    session.upload_blobs(layout_dir, &missing, reporter).await?;
-    outcome.blobs_uploaded = missing.len();
-    outcome.bytes_uploaded = missing.iter().map(|descriptor| descriptor.size).sum();
+    let session = Session::open(target, options, reporter, policy).await?;
+    let mut outcome = PushOutcome::new(target, &image.manifest.digest);
+    session.push_blobs(layout_dir, &blobs, reporter, &mut outcome).await?;
 
     reporter.step("push manifest");
-    session.put_manifest(manifest, &image.manifest).await?;
+    session.put_manifest(target.tag(), manifest, &image.manifest).await?;
 
     Ok(outcome)
+}
+
+/// Pushes a multi-platform image: the blobs of every platform, each
+/// platform's manifest by digest, then the index under the target's tag.
+/// The tag is put last, so a push that fails midway leaves it where it was.
+///
+/// Blobs go through the same checks, retries and parallel uploads as in
+/// [`push`]. A blob that several platforms share is checked and uploaded
+/// once.
+///
+/// # Errors
+///
+/// Fails as [`push`] does, for any of the images or the index.
+pub async fn push_index(
+    layout_dir: &Path,
+    index: &BuiltIndex,
+    target: &Target,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<PushOutcome, RegistryError> {
+    push_index_with_policy(layout_dir, index, target, options, reporter, &RetryPolicy::default()).await
+}
+
+/// [`push_index`] with the retry limits given.
+pub(crate) async fn push_index_with_policy(
+    layout_dir: &Path,
+    index: &BuiltIndex,
+    target: &Target,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+    policy: &RetryPolicy,
+) -> Result<PushOutcome, RegistryError> {
+    let blobs = index_blobs(index);
+    check_blob_sizes(layout_dir, &blobs)?;
+    let mut manifests = Vec::with_capacity(index.images.len());
+    for entry in &index.images {
+        manifests.push(read_manifest(layout_dir, &entry.image.manifest)?);
+    }
+    let index_bytes = read_manifest(layout_dir, &index.descriptor)?;
+
+    let session = Session::open(target, options, reporter, policy).await?;
+    let mut outcome = PushOutcome::new(target, &index.descriptor.digest);
+    session.push_blobs(layout_dir, &blobs, reporter, &mut outcome).await?;
+
+    for (entry, manifest) in index.images.iter().zip(manifests) {
+        reporter.step(&format!("push manifest for {}", entry.platform));
+        let descriptor = &entry.image.manifest;
+        session.put_manifest(&descriptor.digest, manifest, descriptor).await?;
+    }
+
+    reporter.step("push index");
+    session.put_manifest(target.tag(), index_bytes, &index.descriptor).await?;
+
+    Ok(outcome)
+}
+
+/// Lists the layer blobs and the config blob of `image`.
+fn image_blobs(image: &BuiltImage) -> Vec<&Descriptor> {
+    image.layers.iter().map(|layer| &layer.descriptor).chain([&image.config]).collect()
+}
+
+/// Lists the layer and config blobs of every platform in `index`, each
+/// digest once, in the order of the platforms.
+fn index_blobs(index: &BuiltIndex) -> Vec<&Descriptor> {
+    let mut seen = std::collections::HashSet::new();
+    let all = index.images.iter().flat_map(|entry| image_blobs(&entry.image));
+    all.filter(|descriptor| seen.insert(descriptor.digest.as_str())).collect()
+}
+
+/// Checks every blob in the layout before the first request, so a damaged
+/// layout fails without a partial push.
+fn check_blob_sizes(layout_dir: &Path, blobs: &[&Descriptor]) -> Result<(), RegistryError> {
+    for descriptor in blobs {
+        check_blob_size(&blob_path(layout_dir, &descriptor.digest), descriptor)?;
+    }
+    Ok(())
+}
+
+impl PushOutcome {
+    fn new(target: &Target, digest: &str) -> PushOutcome {
+        PushOutcome {
+            reference: target.pinned(digest),
+            digest: digest.to_owned(),
+            bytes_uploaded: 0,
+            blobs_uploaded: 0,
+            blobs_skipped: 0,
+            blobs_mounted: 0,
+        }
+    }
 }
 
 /// Looks up the credential for the target's registry, and withholds it when
@@ -187,7 +259,6 @@ async fn load_credential(
 struct Session<'a> {
     http: RegistryHttp<'a>,
     repository: &'a str,
-    tag: &'a str,
     /// `repository:REPO:pull,push`, the scope of every request of the push.
     push_scope: Vec<String>,
     mount_from: Option<&'a MountSource>,
@@ -195,6 +266,22 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
+    /// Loads the credential, builds the client and checks the registry's API
+    /// before any blob.
+    async fn open(
+        target: &'a Target,
+        options: &'a PushOptions,
+        reporter: &dyn Reporter,
+        policy: &RetryPolicy,
+    ) -> Result<Session<'a>, RegistryError> {
+        let plain_http = uses_plain_http(target.registry(), &options.insecure_registries);
+        let credential = load_credential(target, options, plain_http, reporter).await?;
+        let session = Session::new(target, plain_http, credential, options.mount_from.as_ref(), *policy)?;
+
+        session.authenticate().await?;
+        Ok(session)
+    }
+
     fn new(
         target: &'a Target,
         plain_http: bool,
@@ -210,7 +297,6 @@ impl<'a> Session<'a> {
         Ok(Session {
             http: RegistryHttp::new(context, credential)?,
             repository: target.repository(),
-            tag: target.tag(),
             push_scope,
             mount_from,
             policy,
@@ -225,6 +311,22 @@ impl<'a> Session<'a> {
             self.http.authenticate(&self.push_scope)
         })
         .await
+    }
+
+    /// Skips, mounts or uploads each of `blobs` and counts each in `outcome`.
+    async fn push_blobs(
+        &self,
+        layout_dir: &Path,
+        blobs: &[&Descriptor],
+        reporter: &dyn Reporter,
+        outcome: &mut PushOutcome,
+    ) -> Result<(), RegistryError> {
+        let missing = self.missing_blobs(blobs, reporter, outcome).await?;
+        self.upload_blobs(layout_dir, &missing, reporter).await?;
+
+        outcome.blobs_uploaded += missing.len();
+        outcome.bytes_uploaded += missing.iter().map(|descriptor| descriptor.size).sum::<u64>();
+        Ok(())
     }
 
     /// Checks which blobs the registry lacks, mounts those it can, and
@@ -398,12 +500,17 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// Puts the manifest by tag, byte for byte, and checks the digest that
-    /// the registry reports in `Docker-Content-Digest`, or else at the end
-    /// of `Location`.
-    async fn put_manifest(&self, manifest: Vec<u8>, descriptor: &Descriptor) -> Result<(), RegistryError> {
+    /// Puts the manifest or index at `reference` (a tag or a digest), byte
+    /// for byte, and checks the digest that the registry reports in
+    /// `Docker-Content-Digest`, or else at the end of `Location`.
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: Vec<u8>,
+        descriptor: &Descriptor,
+    ) -> Result<(), RegistryError> {
         let manifest = bytes::Bytes::from(manifest);
-        let url = self.http.url(&format!("/v2/{}/manifests/{}", self.repository, self.tag));
+        let url = self.http.url(&format!("/v2/{}/manifests/{}", self.repository, reference));
 
         let reported = retry(&self.policy, &self.http.context, "manifest upload", REQUEST_TIMEOUT, || async {
             let response = self
@@ -613,7 +720,7 @@ mod tests {
         }
     }
 
-    fn descriptor_for(layout: &Path, media_type: &str, content: &[u8]) -> Descriptor {
+    pub(super) fn descriptor_for(layout: &Path, media_type: &str, content: &[u8]) -> Descriptor {
         let hex = hex::encode(Sha256::digest(content));
         let blobs = layout.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();

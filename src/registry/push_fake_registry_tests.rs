@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-use super::tests::small_image;
+use super::tests::{descriptor_for, small_image};
 use super::*;
+use crate::image::BuiltLayer;
+use crate::image::base::manifest::Platform;
+use crate::image::index::PlatformImage;
 use crate::registry::fake_registry::{FakeRegistry, Recorded, Reply, respond, respond_with};
 use crate::report::SilentReporter;
 
@@ -209,4 +212,115 @@ async fn failed_blob_prevents_manifest_put() {
 
     assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
     assert_eq!(registry.count("PUT", "/v2/backup/manifests/"), 0);
+}
+
+/// Writes a layout with two platform images that share their one layer,
+/// and an index over them. The contents need not be valid JSON or tar,
+/// because the fake registry never reads them.
+fn two_platform_index(layout: &Path) -> BuiltIndex {
+    let layer = descriptor_for(layout, "application/vnd.oci.image.layer.v1.tar+gzip", b"shared layer");
+    let image = |architecture: &str| {
+        let config = format!("{{\"architecture\":\"{architecture}\"}}");
+        let manifest = format!("{{\"manifest\":\"{architecture}\"}}");
+        BuiltImage {
+            manifest: descriptor_for(layout, "application/vnd.oci.image.manifest.v1+json", manifest.as_bytes()),
+            config: descriptor_for(layout, "application/vnd.oci.image.config.v1+json", config.as_bytes()),
+            layers: vec![BuiltLayer {
+                descriptor: layer.clone(),
+                diff_id: layer.digest.clone(),
+                description: "job files".to_string(),
+                entries: 1,
+            }],
+        }
+    };
+    let images = vec![
+        PlatformImage { platform: Platform::linux("amd64"), image: image("amd64") },
+        PlatformImage { platform: Platform::linux("arm64"), image: image("arm64") },
+    ];
+    let descriptor = descriptor_for(layout, "application/vnd.oci.image.index.v1+json", b"{\"index\":2}");
+
+    BuiltIndex { descriptor, images }
+}
+
+async fn push_index_to(registry: &FakeRegistry) -> (Result<PushOutcome, RegistryError>, BuiltIndex) {
+    let layout = tempfile::tempdir().unwrap();
+    let index = two_platform_index(layout.path());
+    let target = Target::from_prefix(&registry.address, "backup", "latest").unwrap();
+    let options = PushOptions {
+        insecure_registries: Vec::new(),
+        docker_config_dir: Some(layout.path().join("no-docker-config")),
+        mount_from: None,
+    };
+
+    let result =
+        push_index_with_policy(layout.path(), &index, &target, &options, &SilentReporter, &fast_policy()).await;
+    (result, index)
+}
+
+#[tokio::test]
+async fn index_pushed_after_platform_manifests() {
+    let registry = FakeRegistry::start(token_registry_reply);
+
+    let (result, index) = push_index_to(&registry).await;
+
+    let outcome = result.unwrap();
+    let manifest_puts: Vec<String> = registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.target.starts_with("/v2/backup/manifests/"))
+        .map(|r| r.target)
+        .collect();
+    let expected: Vec<String> = [&index.images[0].image.manifest.digest, &index.images[1].image.manifest.digest]
+        .iter()
+        .map(|digest| format!("/v2/backup/manifests/{digest}"))
+        .chain(["/v2/backup/manifests/latest".to_string()])
+        .collect();
+    assert_eq!(manifest_puts, expected);
+    assert_eq!(outcome.digest, index.descriptor.digest);
+    assert_eq!(registry.count("GET", "/token"), 1);
+}
+
+#[tokio::test]
+async fn index_push_uploads_shared_blob_once() {
+    let registry = FakeRegistry::start(|request, _earlier, _address| registry_reply(request));
+
+    let (result, _index) = push_index_to(&registry).await;
+
+    let outcome = result.unwrap();
+    assert_eq!(outcome.blobs_uploaded, 3);
+    assert_eq!(registry.count("HEAD", "/v2/backup/blobs/"), 3);
+    assert_eq!(registry.count("PUT", "/v2/backup/blobs/uploads/"), 3);
+}
+
+#[tokio::test]
+async fn failed_blob_prevents_index_put() {
+    let registry = FakeRegistry::start(|request, _earlier, _address| {
+        if request.method == "PUT" && request.target.contains("uploads") {
+            return respond("503 Service Unavailable");
+        }
+        registry_reply(request)
+    });
+
+    let (result, _index) = push_index_to(&registry).await;
+
+    let error = result.unwrap_err();
+    assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/"), 0);
+}
+
+#[tokio::test]
+async fn failed_platform_manifest_keeps_tag() {
+    let registry = FakeRegistry::start(|request, _earlier, _address| {
+        let platform_manifest = request.target.starts_with("/v2/backup/manifests/sha256:");
+        if request.method == "PUT" && platform_manifest {
+            return respond("503 Service Unavailable");
+        }
+        registry_reply(request)
+    });
+
+    let (result, _index) = push_index_to(&registry).await;
+
+    let error = result.unwrap_err();
+    assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/latest"), 0);
 }
