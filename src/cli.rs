@@ -62,7 +62,7 @@ pub struct BuildOptions {
     #[arg(value_parser = parse_job_dir)]
     pub job_dir: PathBuf,
 
-    /// Where to write the OCI image layout [default: JOB_DIR/.kuul/oci].
+    /// The OCI image layout directory to write [default: JOB_DIR/.kuul/oci].
     #[arg(long, value_name = "DIR")]
     pub layout: Option<PathBuf>,
 

@@ -115,13 +115,13 @@ impl Reporter for StderrReporter {
 /// is a terminal. CI logs get the plain step lines instead.
 static TRANSFER_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
 
-/// The first 12 hex digits of a `sha256:` digest, as `docker images` shows.
+/// Shortens a `sha256:` digest to its first 12 hex digits, as `docker images` does.
 pub(crate) fn short_digest(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     &hex[..hex.len().min(12)]
 }
 
-/// A byte count in binary units with one decimal, such as `1.5 MiB`.
+/// Formats a byte count in binary units with one decimal, such as `1.5 MiB`.
 pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
@@ -133,7 +133,7 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
-/// The build options shared by `build` and `publish`.
+/// Builds the options shared by `build` and `publish` from the arguments.
 pub(crate) fn build_options(options: &crate::cli::BuildOptions) -> anyhow::Result<crate::build::BuildOptions> {
     let created = options.source_date_epoch.unwrap_or(0);
     anyhow::ensure!(
@@ -153,7 +153,7 @@ pub(crate) fn build_options(options: &crate::cli::BuildOptions) -> anyhow::Resul
     })
 }
 
-/// The Debian package options shared by `build` and `publish`.
+/// Builds the Debian package options shared by `build` and `publish`.
 fn debian_options(options: &crate::cli::BuildOptions) -> crate::sources::debian::DebianOptions {
     use crate::sources::debian::{DebianOptions, LockMode};
 
