@@ -600,7 +600,7 @@ fn image_settings(
     }
 }
 
-/// The build machine's architecture in the names OCI uses (GOARCH).
+/// Returns the build machine's architecture in the names OCI uses (GOARCH).
 pub fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",

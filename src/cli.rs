@@ -445,7 +445,7 @@ pub enum ManifestFormat {
 }
 
 /// Accepts a job directory, or the path of its `kuul.toml`, which is taken
-/// to mean the directory that holds it.
+/// to mean the directory that contains it.
 fn parse_job_dir(value: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(value);
     if !path.is_file() {

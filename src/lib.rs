@@ -4,8 +4,8 @@
 //! The pipeline runs `kuul.toml` through these modules in order:
 //! [`spec`] (parse and validate), [`sources`] (files for each layer),
 //! [`image`] (layers, config, manifest, OCI layout), [`registry`] (push) and
-//! [`k8s`] (the CronJob manifest). [`build`] wires the first three together;
-//! [`commands`] holds one function per CLI command.
+//! [`k8s`] (the CronJob manifest). [`build`] wires the first three together,
+//! and [`commands`] has one function per CLI command.
 
 pub mod build;
 pub mod cli;

@@ -602,7 +602,7 @@ fn remote_base_registry_needs_https() {
     assert!(!sent.contains("GET http://"), "sent:\n{sent}");
 }
 
-/// Pushes `e2e/bare:1`, a base with one uncompressed layer that holds the
+/// Pushes `e2e/bare:1`, a base with one uncompressed layer that contains the
 /// host's dynamically linked `/bin/true` as `/usr/bin/true` and nothing
 /// else, so its loader is missing. Returns the reference.
 fn push_base_without_loader(registry: &Registry) -> String {

@@ -1,7 +1,7 @@
 //! End-to-end tests of the inputs `kuul build` rejects, and of the error text
-//! for each: a missing or non-executable command, a missing interpreter, a
-//! job file that escapes the job directory, a wrapper script listed as a
-//! binary, and invalid kuul.toml content.
+//! for each. The cases are a missing or non-executable command, a missing
+//! interpreter, a job file that escapes the job directory, a wrapper script
+//! listed as a binary, and invalid kuul.toml content.
 
 mod support;
 

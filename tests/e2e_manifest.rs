@@ -154,7 +154,7 @@ fn publish_to_web_server_rejected() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let address = listener.local_addr().expect("local address").to_string();
 
-    // A web server that answers every request with 404, as a server on the
+    // A web server that returns 404 for every request, as a server on the
     // wrong port would. It serves at most 20 connections, then stops.
     std::thread::spawn(move || {
         use std::io::{Read, Write};

@@ -33,7 +33,8 @@ fn pg_backup_dumps_table_rows() {
     assert_eq!(dumps.len(), 1, "expected one dump in the backup directory, found {dumps:?}");
 
     let name = dumps[0].file_name().expect("file name").to_string_lossy().into_owned();
-    assert!(name.starts_with("shop-") && name.ends_with(".sql"), "dump file is named `{name}`");
+    assert!(name.starts_with("shop-"), "dump file is named `{name}`");
+    assert!(name.ends_with(".sql"), "dump file is named `{name}`");
     assert!(stdout.contains(&format!("wrote /backup/{name} (")), "stdout does not name the dump:\n{stdout}");
 
     let dump = std::fs::read_to_string(&dumps[0]).expect("read the dump");

@@ -74,7 +74,7 @@ fn template_names() -> Vec<&'static str> {
     names
 }
 
-/// The job name from the directory's last component.
+/// Takes the job name from the directory's last component.
 fn default_name(dir: &Path) -> anyhow::Result<String> {
     let absolute = std::path::absolute(dir).with_context(|| format!("invalid directory `{}`", dir.display()))?;
     absolute
@@ -84,7 +84,7 @@ fn default_name(dir: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("cannot take a job name from `{}`\nhint: pass `--name`", dir.display()))
 }
 
-/// Every file of the template with its path relative to the template
+/// Returns every file of the template with its path relative to the template
 /// directory and the placeholder replaced, sorted by path.
 fn render(template: &Dir<'static>, name: &str) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();

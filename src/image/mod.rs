@@ -84,7 +84,7 @@ pub struct Descriptor {
     pub size: u64,
 }
 
-/// What goes into the image config besides the layers.
+/// The image config fields besides the layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSettings {
     pub entrypoint: Vec<String>,

@@ -170,7 +170,7 @@ impl ImageUser {
     }
 }
 
-/// The image user's ids, from the same rule the image config uses.
+/// Returns the image user's ids, by the same rule the image config uses.
 fn image_user(image: &spec::Image) -> ImageUser {
     let (uid, gid) = image.user_ids();
     ImageUser { uid, gid }

@@ -97,7 +97,7 @@ fn pod_spec(cronjob: &CronJob) -> Option<&PodSpec> {
     cronjob.spec.as_ref()?.job_template.spec.as_ref()?.template.spec.as_ref()
 }
 
-/// The pod's `imagePullSecrets`: those of `image.pull_secrets` and any that
+/// Returns the pod's `imagePullSecrets`: those of `image.pull_secrets` and any that
 /// a `[kubernetes]` fragment adds.
 fn pull_secret_names(pod: Option<&PodSpec>) -> Vec<String> {
     let secrets = pod.and_then(|pod| pod.image_pull_secrets.as_ref());

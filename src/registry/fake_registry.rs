@@ -17,7 +17,7 @@ pub(crate) struct Recorded {
     pub at: Instant,
 }
 
-/// What the fake registry does with a request.
+/// The fake registry's reply to a request.
 pub(crate) enum Reply {
     Respond {
         status: &'static str,

@@ -154,7 +154,7 @@ impl<'a> RegistryHttp<'a> {
         Failure::from(self.context.map_status(401, ""))
     }
 
-    /// Adds the credentials that the registry's challenge asks for.
+    /// Adds the credentials that the registry's challenge requests.
     fn authorize(&self, request: RequestBuilder, scopes: &[String]) -> RequestBuilder {
         let challenge = self.challenge.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
 

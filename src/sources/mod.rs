@@ -104,7 +104,7 @@ pub struct Entry {
     pub gid: u32,
 }
 
-/// What an [`Entry`] is and where its content comes from.
+/// The kind of an [`Entry`] and the source of its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Directory,
@@ -133,17 +133,17 @@ pub enum Content {
 }
 
 impl Entry {
-    /// A root-owned directory with mode 0755.
+    /// Creates a root-owned directory with mode 0755.
     pub fn directory(path: impl Into<String>) -> Entry {
         Entry { path: path.into(), kind: EntryKind::Directory, mode: 0o755, uid: 0, gid: 0 }
     }
 
-    /// A root-owned symbolic link.
+    /// Creates a root-owned symbolic link.
     pub fn symlink(path: impl Into<String>, target: impl Into<String>) -> Entry {
         Entry { path: path.into(), kind: EntryKind::Symlink { target: target.into() }, mode: 0o777, uid: 0, gid: 0 }
     }
 
-    /// A root-owned regular file with generated content.
+    /// Creates a root-owned regular file with generated content.
     pub fn inline_file(path: impl Into<String>, bytes: Vec<u8>, mode: u32) -> Entry {
         let size = bytes.len() as u64;
         Entry {

@@ -26,14 +26,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// The user and group id that images run as unless `image.user` says
-/// otherwise. Distroless images use the same id for their `nonroot` user.
+/// The user and group id that images run as unless `image.user` sets
+/// another. Distroless images use the same id for their `nonroot` user.
 pub const NONROOT_ID: u32 = 65532;
 
 /// The time zone used when `job.timezone` is not set.
 pub const DEFAULT_TIMEZONE: &str = "Etc/UTC";
 
-/// The directory inside the image that holds the job files.
+/// The directory inside the image that contains the job files.
 pub const DEFAULT_WORKDIR: &str = "/job";
 
 /// The node label that `placement.pool` selects on, and the key of the

@@ -80,7 +80,7 @@ impl Registry {
         read_log(self.dir.path())
     }
 
-    /// Returns the directory that holds the registry's blobs and manifests.
+    /// Returns the directory that contains the registry's blobs and manifests.
     pub fn storage_dir(&self) -> std::path::PathBuf {
         self.dir.path().join("storage")
     }
@@ -136,7 +136,7 @@ fn wait_until_ready(child: &mut Child, port: u16) -> Result<(), String> {
             return Err(format!("docker-registry exited with {status} on port {port}"));
         }
 
-        // Any status will do: a registry with auth answers 401.
+        // Any status will do, because a registry with auth returns 401.
         if get_v2_status(port).is_some() {
             return Ok(());
         }

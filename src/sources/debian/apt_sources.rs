@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::control;
 
-/// Where apt keeps its source lists. Tests point these at temporary files.
+/// The locations of apt's source lists. Tests point these at temporary files.
 #[derive(Debug, Clone)]
 pub struct AptSourcePaths {
     pub list_file: PathBuf,
@@ -32,7 +32,7 @@ pub struct AptSource {
     pub architectures: Vec<String>,
     /// The `signed-by=` / `Signed-By:` option, when it names a file.
     pub signed_by: Option<PathBuf>,
-    /// Where the entry was read from, for messages.
+    /// The file the entry was read from, for messages.
     pub origin: PathBuf,
 }
 

@@ -57,7 +57,7 @@ fn flush<'a>(text: &'a str, current: &mut Option<(&'a str, usize, usize)>, field
     }
 }
 
-/// Returns the value of field `name` (case-insensitive, as Policy says).
+/// Returns the value of field `name` (case-insensitive, as Debian Policy requires).
 pub fn field<'a>(fields: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
     fields.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| *value)
 }

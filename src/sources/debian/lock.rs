@@ -42,7 +42,7 @@ pub struct LockedBase {
     pub digest: String,
 }
 
-/// The inputs that produced the lock. A build whose kuul.toml asks for
+/// The inputs that produced the lock. A build whose kuul.toml requests
 /// something else resolves again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

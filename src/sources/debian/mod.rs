@@ -220,8 +220,8 @@ pub fn refresh_lock(
     let mut repository = Repository::new(config, options, &architecture);
     let options = DebianOptions { lock_mode: LockMode::Refresh, ..options.clone() };
     // NOTE: `kuul lock` does not pull the base's layers, so this lock
-    // ignores the packages a base image has; the next build without
-    // `--locked` resolves again on top of the base and rewrites it.
+    // ignores the packages a base image has. The next build without
+    // `--locked` resolves again on top of the base and rewrites the lock.
     locked_packages(packages, config, job_dir, &options, &architecture, &[], &mut repository)
 }
 
