@@ -65,8 +65,12 @@ pub struct Build {
     /// The container command; see [`container_command`].
     pub command: Vec<String>,
     /// The Debian packages installed from `image.packages`, with their
-    /// download counts; `None` when the job lists no packages.
+    /// download counts; `None` when the job lists no packages. In a
+    /// multi-platform build, the first platform's.
     pub packages: Option<PackagesSummary>,
+    /// The packages of each platform in a multi-platform build, in the
+    /// order of the index; empty for one platform.
+    pub platform_packages: Vec<Option<PackagesSummary>>,
     /// The base image's repository and layer digests, for blob mounts when
     /// the image is pushed to the base's registry; `None` for `scratch`.
     pub base_blobs: Option<crate::registry::MountSource>,
@@ -118,15 +122,35 @@ pub enum BuildError {
 ///
 /// One platform gives one image manifest, tagged as it is. Several give one
 /// image per platform and an image index over them, and the tag names the
-/// index.
+/// index. A failed build removes the layout directory when it created it,
+/// so a half-built layout never looks like a result.
 pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) -> Result<Build, BuildError> {
-    let spec = spec::load(&job_dir.join(SPEC_FILE))?;
     let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
+    let layout_existed = layout_dir.exists();
+
+    let result = build_into(job_dir, &layout_dir, options, reporter);
+    if result.is_err()
+        && !layout_existed
+        && let Err(error) = std::fs::remove_dir_all(&layout_dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("failed to remove the unfinished layout `{}`: {error}", layout_dir.display());
+    }
+    result
+}
+
+fn build_into(
+    job_dir: &Path,
+    layout_dir: &Path,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Build, BuildError> {
+    let spec = spec::load(&job_dir.join(SPEC_FILE))?;
     let platforms = platforms::resolve(&spec, &options.platforms, &image_architecture(&spec))?;
     let tag = spec.tag().to_owned();
 
     if let [platform] = platforms.as_slice() {
-        let built = build_platform(&spec, job_dir, options, platform, &layout_dir, reporter)?;
+        let built = build_platform(&spec, job_dir, options, platform, layout_dir, reporter)?;
         built.layout.tag(&built.image, &tag)?;
         return Ok(Build {
             spec,
@@ -137,6 +161,7 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
             packages: built.packages,
             base_blobs: built.base_blobs,
             index: None,
+            platform_packages: Vec::new(),
         });
     }
 
@@ -144,12 +169,13 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
     let mut builds = Vec::with_capacity(platforms.len());
     for platform in &platforms {
         reporter.step(&format!("platform {platform}"));
-        let built = build_platform(&spec, job_dir, options, platform, &layout_dir, reporter)?;
+        let built = build_platform(&spec, job_dir, options, platform, layout_dir, reporter)?;
         images.push(PlatformImage { platform: platform.clone(), image: built.image.clone() });
         builds.push(built);
     }
 
-    let first = builds.swap_remove(0);
+    let platform_packages = builds.iter().map(|built| built.packages.clone()).collect();
+    let first = builds.remove(0);
     let index_descriptor = image::index::write_index(&first.layout, &images)?;
     first.layout.tag_descriptor(&index_descriptor, &tag)?;
 
@@ -163,6 +189,7 @@ pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) ->
         packages: first.packages,
         base_blobs,
         index: Some(BuiltIndex { descriptor: index_descriptor, images }),
+        platform_packages,
     })
 }
 
@@ -187,7 +214,7 @@ fn build_platform(
 ) -> Result<PlatformBuild, BuildError> {
     let (uid, gid) = spec.image.user_ids();
     let architecture = platform.architecture.as_str();
-    let spec = &spec_for_architecture(spec, architecture);
+    let spec = &spec_for_platform(spec, platform);
 
     let base = base_step::pull_and_import(spec, job_dir, options, platform, layout_dir, reporter)?;
 
@@ -229,16 +256,15 @@ fn build_platform(
     Ok(PlatformBuild { layout, image, command, packages, base_blobs })
 }
 
-/// Returns `spec` with `debian.architecture` set to `architecture` (an OCI
-/// name) when the job installs packages and does not set it, so they are
-/// resolved for the platform being built. A `debian.architecture` that is
-/// set stays, because one OCI name can stand for several Debian ones (`arm`
-/// for `armel` and `armhf`), and [`platforms::resolve`] rejected a
-/// conflicting one before.
-fn spec_for_architecture(spec: &Spec, architecture: &str) -> Spec {
+/// Returns `spec` with `debian.architecture` set to the Debian architecture
+/// of `platform` when the job installs packages and does not set it, so
+/// they are resolved for the platform being built. A `debian.architecture`
+/// that is set stays, and [`platforms::resolve`] rejected a conflicting one
+/// before.
+pub fn spec_for_platform(spec: &Spec, platform: &Platform) -> Spec {
     let mut spec = spec.clone();
     if !spec.image.packages.is_empty() && spec.debian.architecture.is_none() {
-        spec.debian.architecture = Some(sources::debian::debian_architecture(architecture).to_owned());
+        spec.debian.architecture = Some(platforms::debian_architecture(platform).to_owned());
     }
     spec
 }
@@ -262,7 +288,7 @@ fn merge_mount_sources(
 
 /// Returns the image's architecture: `debian.architecture` (in OCI terms)
 /// when the job installs packages and sets it, else the build machine's.
-fn image_architecture(spec: &Spec) -> String {
+pub fn image_architecture(spec: &Spec) -> String {
     match &spec.debian.architecture {
         Some(architecture) if !spec.image.packages.is_empty() => {
             sources::debian::oci_architecture(architecture).to_owned()
@@ -318,6 +344,21 @@ fn add_package_layer(
     layers.insert(1, LayerContent { description: "Debian packages".to_owned(), entries: layer.entries });
     let env = layer.env.into_iter().map(|(name, value)| format!("{name}={value}")).collect();
     Ok((env, Some(PackagesSummary { packages: layer.packages, downloads: layer.downloads })))
+}
+
+/// Pulls the base image `reference` for `platform` and returns the packages
+/// its dpkg database lists, for `kuul lock`, which resolves packages on
+/// top of them without building.
+pub fn base_installed_packages(
+    reference: &crate::registry::BaseReference,
+    platform: &Platform,
+    pull_options: &crate::registry::pull::PullOptions,
+    runtime: &tokio::runtime::Runtime,
+    reporter: &dyn Reporter,
+) -> Result<Vec<sources::debian::index::Package>, BuildError> {
+    let pulled = runtime.block_on(crate::registry::pull::pull_base(reference, platform, pull_options, reporter))?;
+    let tree = image::base::read_filesystem(&pulled)?;
+    Ok(base_packages(&tree))
 }
 
 /// Reads the packages installed in a base image, warning about stanzas of

@@ -115,6 +115,17 @@ pub struct LockArgs {
     /// Can be repeated.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+
+    /// Platforms to lock packages for, comma-separated, such as
+    /// `linux/amd64,linux/arm64` [default: the architectures kuul.lock
+    /// holds, else the build machine's or `debian.architecture`].
+    #[arg(long, env = "KUUL_PLATFORM", value_name = "OS/ARCH[/VARIANT],...")]
+    pub platform: Option<String>,
+
+    /// The download cache for base image layers
+    /// [default: $XDG_CACHE_HOME/kuul or ~/.cache/kuul].
+    #[arg(long, env = "KUUL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -53,25 +53,36 @@ fn publish_debian_base(registry: &Registry, repo: &DebianRepo, work: &Path) -> S
     format!("{}/e2e/debbase:latest", registry.host_port())
 }
 
-/// Builds a job on `base` that adds `python3-minimal`, and returns the
-/// layout, the JSON summary and kuul's stderr.
-fn build_python_job(base: &str, repo: &DebianRepo, work: &Path) -> (PathBuf, Value, String) {
+/// Writes a job on `base` that adds `python3-minimal` and lists the
+/// base's `busybox` too, and returns its directory.
+fn write_python_job(base: &str, repo: &DebianRepo, work: &Path) -> PathBuf {
     let toml = format!(
         "[job]\nname = \"py-on-base\"\nschedule = \"@daily\"\ncommand = [\"check.py\"]\n\n\
          [image]\nbase = \"{base}\"\nfiles = [\"check.py\"]\npackages = [\"python3-minimal\", \"busybox\"]\n\n\
          [debian]\nkeyring = \"{}\"\n",
         repo.keyring().display()
     );
-    let job = write_job(work, "py-on-base", &toml, &[("check.py", CHECK_SCRIPT)]);
+    write_job(work, "py-on-base", &toml, &[("check.py", CHECK_SCRIPT)])
+}
+
+/// Runs kuul with the test repository as mirror and a cache under `work`.
+fn kuul_with_repo(repo: &DebianRepo, work: &Path) -> assert_cmd::Command {
+    let mut command = kuul();
+    command.env("KUUL_DEBIAN_MIRROR", repo.file_url()).env("KUUL_CACHE_DIR", work.join("cache"));
+    command
+}
+
+/// Builds a job on `base` that adds `python3-minimal`, and returns the
+/// layout, the JSON summary and kuul's stderr.
+fn build_python_job(base: &str, repo: &DebianRepo, work: &Path) -> (PathBuf, Value, String) {
+    let job = write_python_job(base, repo, work);
     let layout = work.join("oci");
-    let output = kuul()
+    let output = kuul_with_repo(repo, work)
         .arg("build")
         .arg(&job)
         .arg("--layout")
         .arg(&layout)
         .args(["-o", "json"])
-        .env("KUUL_DEBIAN_MIRROR", repo.file_url())
-        .env("KUUL_CACHE_DIR", work.join("cache"))
         .output()
         .expect("start kuul build");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -161,4 +172,48 @@ fn python_on_debian_base_runs() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("python 3\n"), "stdout:\n{stdout}");
+}
+
+#[test]
+fn kuul_lock_reads_base_packages() {
+    support::require_root();
+    let repo = DebianRepo::get();
+    let registry = Registry::start();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let base = publish_debian_base(&registry, &repo, work.path());
+    let job = write_python_job(&base, &repo, work.path());
+
+    let output = kuul_with_repo(&repo, work.path()).arg("lock").arg(&job).output().expect("start kuul lock");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let locked: Vec<&str> = stdout.lines().filter_map(|line| line.split(' ').next()).collect();
+
+    assert!(output.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(locked.contains(&"python3-minimal"), "locked: {locked:?}");
+    assert!(!locked.contains(&"libc6"), "libc6 locked although the base has it: {locked:?}");
+    assert!(!locked.contains(&"busybox"), "busybox locked although the base has it: {locked:?}");
+}
+
+#[test]
+fn kuul_lock_on_base_satisfies_locked_build() {
+    support::require_root();
+    let repo = DebianRepo::get();
+    let registry = Registry::start();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let base = publish_debian_base(&registry, &repo, work.path());
+    let job = write_python_job(&base, &repo, work.path());
+    let lock = kuul_with_repo(&repo, work.path()).arg("lock").arg(&job).output().expect("start kuul lock");
+    assert!(lock.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&lock.stderr));
+    let lock_before = std::fs::read(job.join("kuul.lock")).unwrap();
+
+    let build = kuul_with_repo(&repo, work.path())
+        .arg("build")
+        .arg(&job)
+        .arg("--locked")
+        .arg("--layout")
+        .arg(work.path().join("oci"))
+        .output()
+        .expect("start kuul build");
+
+    assert!(build.status.success(), "kuul build --locked failed\nstderr:\n{}", String::from_utf8_lossy(&build.stderr));
+    assert_eq!(std::fs::read(job.join("kuul.lock")).unwrap(), lock_before, "the locked build changed kuul.lock");
 }

@@ -98,7 +98,7 @@ pub fn reference_to_pull(
             Ok(with_digest(reference, &pin.digest))
         }
         (LockMode::Update, _, Some(pin)) if pin.reference == base_text => Ok(with_digest(reference, &pin.digest)),
-        (LockMode::Update | LockMode::Refresh, _, _) => Ok(reference.clone()),
+        (LockMode::Update, _, _) => Ok(reference.clone()),
     }
 }
 
@@ -320,7 +320,7 @@ mod tests {
 
         let lock = Lock::read(&lock_path).unwrap().unwrap();
         assert_eq!(lock.base, Some(pin(DIGEST_A)));
-        assert_eq!(lock.request, package_lock().request);
+        assert_eq!(lock.sets, package_lock().sets);
     }
 
     #[test]

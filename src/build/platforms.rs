@@ -28,12 +28,10 @@ pub enum PlatformError {
     )]
     DebianArchitecture { architecture: String, platform: String },
 
-    // TODO: kuul.lock records the packages of one architecture. A lock per
-    // architecture would let a multi-platform build install `image.packages`.
     #[error(
-        "`image.packages` can be built for one platform at a time, but `--platform` lists {count}\nhint: kuul.lock records the packages of one architecture; build each platform separately"
+        "platforms `{first}` and `{second}` both install Debian packages of architecture `{architecture}`\nhint: list one of them in `--platform`"
     )]
-    PackagesMultiPlatform { count: usize },
+    SameDebianArchitecture { first: String, second: String, architecture: String },
 }
 
 /// Parses a comma-separated `--platform` value such as
@@ -80,7 +78,8 @@ fn is_name(part: &str) -> bool {
 ///
 /// Fails when a source cannot supply a requested platform: host binaries
 /// on any platform but the build machine's, packages whose
-/// `debian.architecture` differs, and packages on several platforms.
+/// `debian.architecture` differs, and packages for two platforms that
+/// share one Debian architecture, which kuul.lock could not tell apart.
 pub fn resolve(
     spec: &Spec,
     requested: &[Platform],
@@ -110,20 +109,48 @@ fn same_machine(platform: &Platform, host: &Platform) -> bool {
 }
 
 fn check_packages(spec: &Spec, requested: &[Platform]) -> Result<(), PlatformError> {
-    if requested.len() > 1 {
-        return Err(PlatformError::PackagesMultiPlatform { count: requested.len() });
-    }
+    for (position, platform) in requested.iter().enumerate() {
+        if let Some(architecture) = &spec.debian.architecture
+            && debian::oci_architecture(architecture) != platform.architecture
+        {
+            return Err(PlatformError::DebianArchitecture {
+                architecture: architecture.clone(),
+                platform: platform.to_string(),
+            });
+        }
 
-    let platform = &requested[0];
-    if let Some(architecture) = &spec.debian.architecture
-        && debian::oci_architecture(architecture) != platform.architecture
-    {
-        return Err(PlatformError::DebianArchitecture {
-            architecture: architecture.clone(),
-            platform: platform.to_string(),
-        });
+        let architecture = debian_architecture(platform);
+        if let Some(first) = requested[..position].iter().find(|first| debian_architecture(first) == architecture) {
+            return Err(PlatformError::SameDebianArchitecture {
+                first: first.to_string(),
+                second: platform.to_string(),
+                architecture: architecture.to_owned(),
+            });
+        }
     }
     Ok(())
+}
+
+/// Returns the Debian architecture whose packages run on `platform`.
+/// Debian builds `armel` for ARMv5 (which ARMv6 runs too) and `armhf`
+/// for ARMv7, so `linux/arm/v5` and `linux/arm/v6` get `armel`, and any
+/// other `arm` gets `armhf`.
+pub fn debian_architecture(platform: &Platform) -> &str {
+    match (platform.architecture.as_str(), platform.variant.as_deref()) {
+        ("arm", Some("v5" | "v6")) => "armel",
+        (architecture, _) => debian::debian_architecture(architecture),
+    }
+}
+
+/// Returns the platform whose images install packages of the Debian
+/// `architecture`; the inverse of [`debian_architecture`].
+pub fn debian_platform(architecture: &str) -> Platform {
+    let variant = match architecture {
+        "armel" => Some("v5".to_owned()),
+        "armhf" => Some("v7".to_owned()),
+        _ => None,
+    };
+    Platform { variant, ..Platform::linux(debian::oci_architecture(architecture)) }
 }
 
 #[cfg(test)]
@@ -195,11 +222,58 @@ mod tests {
     }
 
     #[test]
-    fn resolve_rejects_packages_on_two_platforms() {
+    fn resolve_accepts_packages_on_two_platforms() {
         let requested = [Platform::linux("amd64"), Platform::linux("arm64")];
 
-        let result = resolve(&spec("packages = [\"busybox\"]"), &requested, "amd64");
+        let platforms = resolve(&spec("packages = [\"busybox\"]"), &requested, "amd64").unwrap();
 
-        assert!(matches!(result, Err(PlatformError::PackagesMultiPlatform { count: 2 })), "{result:?}");
+        assert_eq!(platforms, requested);
+    }
+
+    #[test]
+    fn resolve_rejects_debian_architecture_on_two_platforms() {
+        let requested = [Platform::linux("amd64"), Platform::linux("arm64")];
+        let text = "packages = [\"busybox\"]\n\n[debian]\narchitecture = \"amd64\"";
+
+        let result = resolve(&spec(text), &requested, "amd64");
+
+        assert!(matches!(result, Err(PlatformError::DebianArchitecture { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn resolve_rejects_platforms_sharing_debian_architecture() {
+        let requested = parse("linux/arm/v7,linux/arm").unwrap();
+
+        let error = resolve(&spec("packages = [\"busybox\"]"), &requested, "amd64").unwrap_err().to_string();
+
+        assert!(error.contains("`linux/arm/v7` and `linux/arm` both install"), "{error}");
+        assert!(error.contains("architecture `armhf`"), "{error}");
+    }
+
+    #[test]
+    fn resolve_accepts_two_arm_variants_without_packages() {
+        let requested = parse("linux/arm/v7,linux/arm").unwrap();
+
+        let platforms = resolve(&spec(""), &requested, "amd64").unwrap();
+
+        assert_eq!(platforms, requested);
+    }
+
+    #[test]
+    fn debian_architecture_splits_arm_variants() {
+        let platforms = parse("linux/arm/v5,linux/arm/v6,linux/arm/v7,linux/arm,linux/386,linux/arm64/v8").unwrap();
+
+        let names: Vec<&str> = platforms.iter().map(debian_architecture).collect();
+
+        assert_eq!(names, ["armel", "armel", "armhf", "armhf", "i386", "arm64"]);
+    }
+
+    #[test]
+    fn debian_platform_inverts_debian_architecture() {
+        for architecture in ["amd64", "arm64", "armel", "armhf", "i386", "ppc64el", "s390x", "riscv64"] {
+            let platform = debian_platform(architecture);
+
+            assert_eq!(debian_architecture(&platform), architecture, "{platform}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::diagnostics::render_with_warnings;
 use super::{StderrReporter, build_options, human_bytes, short_digest};
-use crate::build::Build;
+use crate::build::{Build, PackagesSummary};
 use crate::cli::{BuildArgs, SummaryFormat};
 use crate::image::index::BuiltIndex;
 
@@ -92,42 +92,36 @@ fn index_text_summary(build: &Build, index: &BuiltIndex) -> String {
         human_bytes(index.total_size()),
         index.total_size(),
     );
-    for entry in &index.images {
+    for (entry, packages) in index.images.iter().zip(&build.platform_packages) {
         out.push_str(&format!(
-            "  {}  {}  {:>10}  {} layers\n",
+            "  {}  {}  {:>10}  {} layers",
             entry.platform,
             short_digest(&entry.image.manifest.digest),
             human_bytes(entry.image.total_size()),
             entry.image.layers.len(),
         ));
+        if let Some(summary) = packages {
+            out.push_str(&format!(", {} packages", summary.packages.len()));
+        }
+        out.push('\n');
     }
     out
 }
 
 fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json::Value {
     let layers = json_layers(&build.image);
-    let packages = build.packages.as_ref().map(|summary| {
-        json!({
-            "installed": summary.packages.iter().map(|package| json!({
-                "name": package.name,
-                "version": package.version,
-                "architecture": package.architecture,
-            })).collect::<Vec<_>>(),
-            "downloaded": summary.downloads.downloaded,
-            "downloaded_bytes": summary.downloads.bytes,
-            "cached": summary.downloads.cached,
-        })
-    });
     let platforms = build.index.as_ref().map(|index| {
         index
             .images
             .iter()
-            .map(|entry| {
+            .zip(&build.platform_packages)
+            .map(|(entry, packages)| {
                 json!({
                     "platform": entry.platform.to_string(),
                     "digest": entry.image.manifest.digest,
                     "size": entry.image.total_size(),
                     "layers": json_layers(&entry.image),
+                    "packages": packages.as_ref().map(json_packages),
                 })
             })
             .collect::<Vec<_>>()
@@ -145,7 +139,20 @@ fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json:
         "tag": build.tag,
         "tarball": tarball,
         "layers": layers,
-        "packages": packages,
+        "packages": build.packages.as_ref().map(json_packages),
+    })
+}
+
+fn json_packages(summary: &PackagesSummary) -> serde_json::Value {
+    json!({
+        "installed": summary.packages.iter().map(|package| json!({
+            "name": package.name,
+            "version": package.version,
+            "architecture": package.architecture,
+        })).collect::<Vec<_>>(),
+        "downloaded": summary.downloads.downloaded,
+        "downloaded_bytes": summary.downloads.bytes,
+        "cached": summary.downloads.cached,
     })
 }
 

@@ -91,6 +91,16 @@ pub struct BaseImage {
     pub tree: ImageTree,
 }
 
+/// Reads the base's filesystem after all its layers and whiteouts, without
+/// copying anything into a layout (`kuul lock` reads the dpkg database).
+pub fn read_filesystem(pulled: &PulledBase) -> Result<ImageTree, BaseError> {
+    let mut tree = ImageTree::new();
+    for (descriptor, path) in pulled.manifest.layers.iter().zip(&pulled.layer_paths) {
+        filesystem::apply_layer(&mut tree, path, &descriptor.media_type, &descriptor.digest)?;
+    }
+    Ok(tree)
+}
+
 /// Copies the base's layer blobs into `layout`, checking each digest, and
 /// reads its filesystem and config.
 pub fn import(layout: &Layout, pulled: &PulledBase) -> Result<BaseImage, BaseError> {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use apt_sources::AptSourcePaths;
 use fetch::{Cache, Download, DownloadStats, Fetcher};
-use lock::{Lock, LockRequest, LockedPackage};
+use lock::{Lock, LockRequest, LockedPackage, PackageSet};
 use unpack::{PackageEntryKind, Unpacked};
 
 use super::{Content, Entry, EntryKind};
@@ -61,8 +61,6 @@ pub enum LockMode {
     Update,
     /// Resolve again and fail unless the result equals the lock (`--locked`).
     Locked,
-    /// Resolve again and rewrite the lock (`kuul lock`).
-    Refresh,
 }
 
 /// An error from finding, verifying, resolving or unpacking packages.
@@ -130,6 +128,12 @@ pub enum DebianError {
         changes.join("\n  ")
     )]
     LockOutdated { path: PathBuf, changes: Vec<String> },
+
+    #[error(
+        "`{}` locks no packages for architecture `{architecture}`\nhint: run `kuul lock JOB_DIR --platform PLATFORMS` with every platform the job is built for, or build without `--locked`",
+        path.display()
+    )]
+    LockLacksArchitecture { path: PathBuf, architecture: String },
 
     #[error("invalid package file for `{package}`: {reason}")]
     InvalidDeb { package: String, reason: String },
@@ -209,20 +213,38 @@ pub fn collect(
     Ok(PackageLayer { entries, env: stand_ins.env, packages: lock.packages, downloads: stats })
 }
 
-/// Resolves the packages again and writes `kuul.lock` (`kuul lock`).
+/// An architecture that `kuul lock` resolves packages for.
+#[derive(Debug, Clone)]
+pub struct LockTarget {
+    /// The Debian architecture.
+    pub architecture: String,
+    /// The packages installed in the platform's base image; empty on
+    /// `scratch`.
+    pub installed: Vec<index::Package>,
+}
+
+/// Resolves the packages again for each of `targets` and writes
+/// `kuul.lock` with exactly those architectures, keeping its base pin
+/// (`kuul lock`).
 pub fn refresh_lock(
     packages: &[String],
     config: &Debian,
     job_dir: &Path,
     options: &DebianOptions,
+    targets: &[LockTarget],
 ) -> Result<Lock, DebianError> {
-    let architecture = architecture(config);
-    let mut repository = Repository::new(config, options, &architecture);
-    let options = DebianOptions { lock_mode: LockMode::Refresh, ..options.clone() };
-    // NOTE: `kuul lock` does not pull the base's layers, so this lock
-    // ignores the packages a base image has. The next build without
-    // `--locked` resolves again on top of the base and rewrites the lock.
-    locked_packages(packages, config, job_dir, &options, &architecture, &[], &mut repository)
+    let lock_path = job_dir.join(lock::LOCK_FILE);
+    let mut lock = Lock { base: Lock::read(&lock_path)?.and_then(|existing| existing.base), sets: Vec::new() };
+
+    for target in targets {
+        let mut repository = Repository::new(config, options, &target.architecture);
+        let request = lock_request(packages, config, &target.architecture, &target.installed);
+        let resolved = repository.resolve(packages, &target.installed)?;
+        lock.put_set(PackageSet::new(request, resolved));
+    }
+
+    lock.write(&lock_path)?;
+    Ok(lock)
 }
 
 /// Returns the requested names that a package in `installed` has or
@@ -267,8 +289,10 @@ pub fn oci_architecture(debian: &str) -> &str {
     }
 }
 
-/// Applies the lock mode: returns the lock to build from, resolving and
-/// writing `kuul.lock` when needed.
+/// Applies the lock mode to the packages of `architecture`: returns the
+/// set to build from, resolving and writing `kuul.lock` when needed. The
+/// sets of other architectures stay as they are unless kuul.toml no longer
+/// asks for them.
 fn locked_packages(
     packages: &[String],
     config: &Debian,
@@ -277,32 +301,42 @@ fn locked_packages(
     architecture: &str,
     installed: &[index::Package],
     repository: &mut Repository,
-) -> Result<Lock, DebianError> {
+) -> Result<PackageSet, DebianError> {
     let lock_path = job_dir.join(lock::LOCK_FILE);
-    let request = LockRequest {
+    let request = lock_request(packages, config, architecture, installed);
+    let existing = Lock::read(&lock_path)?;
+    let existing_set = existing.as_ref().and_then(|lock| lock.set(architecture)).cloned();
+
+    match (options.lock_mode, existing, existing_set) {
+        (LockMode::Update, _, Some(set)) if set.request == request => Ok(set),
+        (LockMode::Locked, None, _) => Err(DebianError::LockMissing { path: lock_path }),
+        (LockMode::Locked, Some(_), None) => {
+            Err(DebianError::LockLacksArchitecture { path: lock_path, architecture: architecture.to_owned() })
+        }
+        (LockMode::Locked, Some(_), Some(set)) => {
+            let fresh = PackageSet::new(request, repository.resolve(packages, installed)?);
+            let changes = set.diff(&fresh);
+            if changes.is_empty() { Ok(set) } else { Err(DebianError::LockOutdated { path: lock_path, changes }) }
+        }
+        (LockMode::Update, existing, _) => {
+            // The base pin belongs to the build's base step, so it is kept.
+            let fresh = PackageSet::new(request.clone(), repository.resolve(packages, installed)?);
+            let mut lock = existing.unwrap_or_default();
+            lock.retain_current(&request);
+            lock.put_set(fresh.clone());
+            lock.write(&lock_path)?;
+            Ok(fresh)
+        }
+    }
+}
+
+fn lock_request(packages: &[String], config: &Debian, architecture: &str, installed: &[index::Package]) -> LockRequest {
+    LockRequest {
         packages: packages.to_vec(),
         suite: config.suite.clone(),
         components: config.components.clone(),
         architecture: architecture.to_owned(),
         installed: installed.iter().map(|package| format!("{} {}", package.name, package.version)).collect(),
-    };
-    let existing = Lock::read(&lock_path)?;
-
-    match (options.lock_mode, existing) {
-        (LockMode::Update, Some(existing)) if existing.request.as_ref() == Some(&request) => Ok(existing),
-        (LockMode::Locked, None) => Err(DebianError::LockMissing { path: lock_path }),
-        (LockMode::Locked, Some(existing)) => {
-            let fresh = Lock::new(request, repository.resolve(packages, installed)?);
-            let changes = existing.diff(&fresh);
-            if changes.is_empty() { Ok(existing) } else { Err(DebianError::LockOutdated { path: lock_path, changes }) }
-        }
-        (LockMode::Update | LockMode::Refresh, existing) => {
-            // The base pin belongs to the build's base step, so it is kept.
-            let mut fresh = Lock::new(request, repository.resolve(packages, installed)?);
-            fresh.base = existing.and_then(|existing| existing.base);
-            fresh.write(&lock_path)?;
-            Ok(fresh)
-        }
     }
 }
 
