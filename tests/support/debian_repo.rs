@@ -52,6 +52,25 @@ impl DebianRepo {
         text.lines().map(str::to_owned).collect()
     }
 
+    /// Returns the Debian name of the architecture that the repository has
+    /// besides the build machine's: `arm64`, or `amd64` on an arm64 machine.
+    pub fn foreign_architecture(&self) -> String {
+        let path = self.dir.join("foreign-architecture");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+            panic!(
+                "cannot read `{}` ({error}), so an older `scripts/make-test-debian-repo` built the test Debian repository\nhint: run `scripts/setup-test-env` (as root) to rebuild it",
+                path.display()
+            )
+        });
+        text.trim().to_owned()
+    }
+
+    /// Returns the package set fetched for [`DebianRepo::foreign_architecture`].
+    pub fn foreign_packages(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.join("foreign-packages.txt")).expect("read foreign-packages.txt");
+        text.lines().map(str::to_owned).collect()
+    }
+
     pub fn file_url(&self) -> String {
         format!("file://{}", self.repo().display())
     }
@@ -132,6 +151,17 @@ impl Drop for HttpServer {
 /// apt plans a fresh install, and returns the `(name, version)` pairs it
 /// would install, sorted.
 pub fn apt_simulate(mirror: &str, keyring: &Path, packages: &[String]) -> Vec<(String, String)> {
+    apt_simulate_for_architecture(mirror, keyring, packages, &dpkg_architecture())
+}
+
+/// Runs [`apt_simulate`] with `architecture` (a Debian name) as apt's only
+/// architecture.
+pub fn apt_simulate_for_architecture(
+    mirror: &str,
+    keyring: &Path,
+    packages: &[String],
+    architecture: &str,
+) -> Vec<(String, String)> {
     require("apt-get");
 
     let work = tempfile::tempdir().expect("temporary directory");
@@ -153,8 +183,8 @@ pub fn apt_simulate(mirror: &str, keyring: &Path, packages: &[String]) -> Vec<(S
         format!("Dir::Cache={}", root.join("cache").display()),
         format!("Dir::Etc={}", root.join("etc").display()),
         "Debug::NoLocking=1".to_owned(),
-        format!("APT::Architecture={}", dpkg_architecture()),
-        format!("APT::Architectures::={}", dpkg_architecture()),
+        format!("APT::Architecture={architecture}"),
+        format!("APT::Architectures::={architecture}"),
     ];
     let apt = |args: &[&str]| {
         let mut command = Command::new("apt-get");

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub use container::{LAYOUT_TAG, runc_run, skopeo_copy_to_layout, umoci_unpack};
-pub use debian_repo::{DebianRepo, HttpServer, apt_simulate};
+pub use debian_repo::{DebianRepo, HttpServer, apt_simulate, apt_simulate_for_architecture};
 pub use postgres::Postgres;
 pub use registry_server::Registry;
 pub use workflow::{
