@@ -1,6 +1,6 @@
 //! End-to-end tests of Debian packages on several platforms: one build
 //! installs each platform's own packages from the signed test repository,
-//! which holds the build machine's architecture and one foreign one, and
+//! which contains the build machine's architecture and one foreign one, and
 //! `kuul.lock` keeps one package set per architecture.
 
 mod support;
@@ -21,12 +21,8 @@ const SCRIPT: &str = "#!/bin/sh\necho \"hello from $(uname -m)\"\n";
 /// Returns the build machine's Debian architecture and the repository's
 /// foreign one.
 fn architectures(repo: &DebianRepo) -> (String, String) {
-    let dir = repo.repo().parent().expect("the repository has a parent").to_owned();
-    let foreign = std::fs::read_to_string(dir.join("foreign-architecture")).unwrap_or_else(|error| {
-        panic!("the test repository names no foreign architecture ({error}); run `scripts/setup-test-env` as root")
-    });
-    let native = run_checked("dpkg --print-architecture", Command::new("dpkg").arg("--print-architecture"));
-    (String::from_utf8_lossy(&native.stdout).trim().to_owned(), foreign.trim().to_owned())
+    let native = support::run_tool("dpkg", &["--print-architecture"]).trim().to_owned();
+    (native, repo.foreign_architecture())
 }
 
 /// Writes a job that installs busybox and runs a `#!/bin/sh` script.

@@ -29,7 +29,7 @@ pub fn run(args: LockArgs) -> anyhow::Result<()> {
         job_dir.join(SPEC_FILE).display()
     );
     let lock_path = job_dir.join(LOCK_FILE);
-    // Checked before the registry is asked, so a mistyped flag fails at once.
+    // Checked before any registry request, so a mistyped flag fails at once.
     let platforms = lock_platforms(&spec, &args.platform, &Lock::read(&lock_path)?)?;
 
     let cache_dir = args.cache_dir.clone().unwrap_or_else(Cache::default_root);
@@ -69,10 +69,10 @@ pub fn run(args: LockArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns the platforms whose packages `kuul lock` resolves: those of
-/// `--platform`; else the architectures that kuul.lock already holds, so a
-/// lock made for several platforms stays complete; else the one platform a
-/// build without `--platform` makes.
+/// Returns the platforms whose packages `kuul lock` resolves. These are the
+/// platforms of `--platform`, else the architectures that kuul.lock already
+/// contains (so a lock made for several platforms stays complete), else the
+/// one platform that a build without `--platform` makes.
 fn lock_platforms(spec: &Spec, requested: &Option<String>, existing: &Option<Lock>) -> anyhow::Result<Vec<Platform>> {
     if let Some(text) = requested {
         let requested = platforms::parse(text)?;

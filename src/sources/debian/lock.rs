@@ -3,10 +3,10 @@
 //! so that later builds use exactly the same base and install exactly the
 //! same files.
 //!
-//! Version 2 of the file holds one `[[architecture]]` table per Debian
+//! Version 2 of the file has one `[[architecture]]` table per Debian
 //! architecture, so a multi-platform build locks every platform's
-//! packages. Version 1 held a single `[request]` table with its
-//! `[[package]]` list; it still reads, as one architecture.
+//! packages. Version 1 had a single `[request]` table with its
+//! `[[package]]` list, and it still reads as one architecture.
 
 use std::path::Path;
 
@@ -67,7 +67,7 @@ pub struct LockRequest {
 }
 
 impl LockRequest {
-    /// Checks whether `other` asks for the same packages from the same
+    /// Checks whether `other` requests the same packages from the same
     /// suite and components, whatever its architecture and base.
     pub fn same_packages(&self, other: &LockRequest) -> bool {
         self.packages == other.packages && self.suite == other.suite && self.components == other.components
@@ -151,7 +151,7 @@ impl Lock {
     }
 
     /// Drops the sets resolved for other packages, suite or components than
-    /// `request`: kuul.toml no longer asks for them, and a build of their
+    /// `request`. kuul.toml no longer requests them, and a build of their
     /// architecture would resolve again anyway.
     pub fn retain_current(&mut self, request: &LockRequest) {
         self.sets.retain(|set| set.request.same_packages(request));

@@ -292,7 +292,7 @@ pub fn oci_architecture(debian: &str) -> &str {
 /// Applies the lock mode to the packages of `architecture`: returns the
 /// set to build from, resolving and writing `kuul.lock` when needed. The
 /// sets of other architectures stay as they are unless kuul.toml no longer
-/// asks for them.
+/// requests them.
 fn locked_packages(
     packages: &[String],
     config: &Debian,
