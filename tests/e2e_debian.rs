@@ -296,6 +296,44 @@ fn unsigned_repository_accepted_when_trusted() {
     assert!(output.status.success(), "the build failed\nstderr:\n{stderr}");
 }
 
+/// Makes an unsigned copy of the repository whose Release file expired in
+/// 2020, and returns its `file://` URL.
+fn expired_copy(repo: &DebianRepo, work: &Path) -> String {
+    let copy = repo.writable_copy(work);
+    let dists = copy.join("dists/bookworm");
+    std::fs::remove_file(dists.join("InRelease")).unwrap();
+    std::fs::remove_file(dists.join("Release.gpg")).unwrap();
+    let release = std::fs::read_to_string(dists.join("Release")).unwrap();
+    let expired = release.replacen('\n', "\nValid-Until: Tue, 01 Dec 2020 00:00:00 UTC\n", 1);
+    std::fs::write(dists.join("Release"), expired).unwrap();
+    format!("file://{}", copy.display())
+}
+
+#[test]
+fn expired_release_rejected() {
+    let repo = DebianRepo::get();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let mirror = expired_copy(&repo, work.path());
+    let job = busybox_job(work.path(), &repo.keyring(), "trusted = true\n");
+    let layout = work.path().join("oci");
+
+    let output = build(&job, &layout, &mirror, &work.path().join("cache"), &[]);
+
+    assert_build_fails(&output, &layout, "expired at 2020-12-01T00:00:00Z");
+}
+
+#[test]
+fn expired_release_accepted_without_check() {
+    let repo = DebianRepo::get();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let mirror = expired_copy(&repo, work.path());
+    let job = busybox_job(work.path(), &repo.keyring(), "trusted = true\ncheck_valid_until = false\n");
+
+    let output = build(&job, &work.path().join("oci"), &mirror, &work.path().join("cache"), &[]);
+
+    assert!(output.status.success(), "the build failed\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+}
+
 #[test]
 fn path_traversal_deb_rejected() {
     let repo = DebianRepo::get();

@@ -37,6 +37,11 @@ pub struct Debian {
     /// `trusted=yes` does. Checksums are still verified.
     #[serde(default)]
     pub trusted: bool,
+    /// Rejects a Release file whose `Valid-Until` has passed, as apt does;
+    /// `false` accepts it, as apt's `check-valid-until=no` does, for
+    /// archive snapshots.
+    #[serde(default = "default_true")]
+    pub check_valid_until: bool,
 }
 
 impl Default for Debian {
@@ -48,12 +53,17 @@ impl Default for Debian {
             mirror: None,
             keyring: None,
             trusted: false,
+            check_valid_until: true,
         }
     }
 }
 
 fn default_suite() -> String {
     DEFAULT_SUITE.to_owned()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_components() -> Vec<String> {

@@ -105,6 +105,11 @@ pub enum DebianError {
     )]
     NoIndex { url: String, architecture: String },
 
+    #[error(
+        "repository `Release` file `{url}` expired at {valid_until}\nhint: the mirror serves an outdated copy of the repository; use an up-to-date mirror, or set `debian.check_valid_until = false` for an archive snapshot"
+    )]
+    ReleaseExpired { url: String, valid_until: String },
+
     #[error("invalid index `{url}`: {reason}")]
     InvalidIndex { url: String, reason: String },
 
@@ -403,7 +408,7 @@ impl<'a> Repository<'a> {
         let fetcher = self.fetcher.as_ref().expect("opened by fetcher()");
 
         let trust = if trusted { release::Trust::Trusted } else { release::Trust::Keyring(&keyring) };
-        let release = release::fetch(fetcher, &suite, &trust)?;
+        let release = release::fetch(fetcher, &suite, &trust, self.config.check_valid_until)?;
         let texts = index::fetch_indexes(fetcher, &suite, &release, &components, &architecture)?;
 
         let mut all = Vec::new();

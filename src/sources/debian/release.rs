@@ -25,6 +25,8 @@ pub struct Release {
     /// `binary-all/Packages` instead of appearing in each architecture's
     /// index. `No-Support-for-Architecture-all: Packages` means they do not.
     pub separate_all_index: bool,
+    /// The `Valid-Until` time, after which apt and kuul reject the file.
+    pub valid_until: Option<jiff::Timestamp>,
 }
 
 /// The trust check for the Release file.
@@ -36,11 +38,31 @@ pub enum Trust<'a> {
 }
 
 /// Fetches and verifies `dists/SUITE/InRelease`, or `Release` with
-/// `Release.gpg` when there is no InRelease.
+/// `Release.gpg` when there is no InRelease. With `check_valid_until`, a
+/// file whose `Valid-Until` has passed is rejected, as apt does, because a
+/// mirror or an attacker could otherwise keep serving an old signed file
+/// that lacks security updates.
 ///
-/// NOTE: `Valid-Until` and key or signature expiry are not checked, so an
-/// old Release file with a valid signature is accepted.
-pub fn fetch(fetcher: &Fetcher, suite: &str, trust: &Trust) -> Result<Release, DebianError> {
+/// NOTE: key and signature expiry are not checked.
+pub fn fetch(fetcher: &Fetcher, suite: &str, trust: &Trust, check_valid_until: bool) -> Result<Release, DebianError> {
+    let (release, url) = fetch_unchecked(fetcher, suite, trust)?;
+    let release = release.map_err(|reason| DebianError::InvalidIndex { url: url.clone(), reason })?;
+
+    if check_valid_until
+        && let Some(valid_until) = release.valid_until
+        && valid_until < jiff::Timestamp::now()
+    {
+        return Err(DebianError::ReleaseExpired { url, valid_until: valid_until.to_string() });
+    }
+    Ok(release)
+}
+
+/// Fetches and verifies the Release file and returns it parsed, with its URL.
+fn fetch_unchecked(
+    fetcher: &Fetcher,
+    suite: &str,
+    trust: &Trust,
+) -> Result<(Result<Release, String>, String), DebianError> {
     let dists = format!("dists/{suite}");
 
     if let Some(inline) = fetcher.get(&format!("{dists}/InRelease"))? {
@@ -51,7 +73,7 @@ pub fn fetch(fetcher: &Fetcher, suite: &str, trust: &Trust) -> Result<Release, D
             Trust::Trusted => strip_cleartext_frame(&text).unwrap_or(text),
             Trust::Keyring(keyring) => verify_inline(&text, keyring, &url)?,
         };
-        return Ok(parse(&signed));
+        return Ok((parse(&signed), url));
     }
 
     let release_url = fetcher.url(&format!("{dists}/Release"));
@@ -67,8 +89,8 @@ pub fn fetch(fetcher: &Fetcher, suite: &str, trust: &Trust) -> Result<Release, D
     }
 
     let text = String::from_utf8(release)
-        .map_err(|_| DebianError::InvalidIndex { url: release_url, reason: "not UTF-8 text".to_owned() })?;
-    Ok(parse(&text))
+        .map_err(|_| DebianError::InvalidIndex { url: release_url.clone(), reason: "not UTF-8 text".to_owned() })?;
+    Ok((parse(&text), release_url))
 }
 
 /// Reads every public key in a binary or ASCII-armored keyring file.
@@ -163,8 +185,11 @@ fn strip_cleartext_frame(text: &str) -> Option<String> {
 }
 
 /// Parses the fields of a Release file that kuul uses.
-pub fn parse(text: &str) -> Release {
+/// Parses a Release file. Fails only on a `Valid-Until` that is not a
+/// date.
+pub fn parse(text: &str) -> Result<Release, String> {
     let mut release = Release::default();
+    let mut invalid = None;
     control::for_each_stanza(text, |fields| {
         let words = |name: &str| -> Vec<String> {
             control::field(fields, name).unwrap_or_default().split_whitespace().map(str::to_owned).collect()
@@ -182,8 +207,30 @@ pub fn parse(text: &str) -> Release {
                 release.sha256.insert(path.to_owned(), (hash.to_ascii_lowercase(), size));
             }
         }
+
+        if let Some(value) = control::field(fields, "Valid-Until") {
+            match parse_date(value) {
+                Some(timestamp) => release.valid_until = Some(timestamp),
+                None => invalid = Some(format!("invalid `Valid-Until` date `{value}`")),
+            }
+        }
     });
-    release
+    match invalid {
+        Some(reason) => Err(reason),
+        None => Ok(release),
+    }
+}
+
+/// Parses a Release date such as `Sat, 12 Dec 2026 08:14:11 UTC`: RFC 2822,
+/// except that Debian's archive tools write the zone as `UTC`, which RFC
+/// 2822 does not list.
+fn parse_date(value: &str) -> Option<jiff::Timestamp> {
+    let value = value.trim();
+    let normalized = match value.strip_suffix(" UTC") {
+        Some(rest) => format!("{rest} +0000"),
+        None => value.to_owned(),
+    };
+    jiff::fmt::rfc2822::parse(&normalized).ok().map(|zoned| zoned.timestamp())
 }
 
 /// Returns the keyring path for the repository: the configured one, else
@@ -200,7 +247,7 @@ mod tests {
 
     #[test]
     fn release_lists_sha256_entries() {
-        let release = parse(RELEASE);
+        let release = parse(RELEASE).unwrap();
 
         assert_eq!(release.sha256.get("main/binary-amd64/Packages"), Some(&("0123abcd".to_owned(), 1234)));
         assert_eq!(release.sha256.get("main/binary-amd64/Packages.xz"), Some(&("4567ef01".to_owned(), 99)));
@@ -209,12 +256,12 @@ mod tests {
 
     #[test]
     fn release_without_separate_all_index() {
-        assert!(!parse(RELEASE).separate_all_index);
+        assert!(!parse(RELEASE).unwrap().separate_all_index);
     }
 
     #[test]
     fn release_with_separate_all_index() {
-        assert!(parse("Architectures: all amd64\n").separate_all_index);
+        assert!(parse("Architectures: all amd64\n").unwrap().separate_all_index);
     }
 
     #[test]
@@ -230,5 +277,31 @@ mod tests {
         assert_eq!(keyring_path(Some(&configured), Some(&signed_by)), configured);
         assert_eq!(keyring_path(None, Some(&signed_by)), signed_by);
         assert_eq!(keyring_path(None, None), PathBuf::from(DEFAULT_KEYRING));
+    }
+
+    #[test]
+    fn valid_until_with_utc_zone_parses() {
+        let release = parse(&format!("{RELEASE}Valid-Until: Sat, 12 Dec 2026 08:14:11 UTC\n")).unwrap();
+
+        assert_eq!(release.valid_until, Some("2026-12-12T08:14:11Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn valid_until_with_offset_parses() {
+        let release = parse(&format!("{RELEASE}Valid-Until: Sat, 12 Dec 2026 09:14:11 +0100\n")).unwrap();
+
+        assert_eq!(release.valid_until, Some("2026-12-12T08:14:11Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn invalid_valid_until_is_rejected() {
+        let result = parse(&format!("{RELEASE}Valid-Until: next week\n"));
+
+        assert_eq!(result.unwrap_err(), "invalid `Valid-Until` date `next week`");
+    }
+
+    #[test]
+    fn release_without_valid_until_parses() {
+        assert_eq!(parse(RELEASE).unwrap().valid_until, None);
     }
 }
