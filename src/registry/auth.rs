@@ -50,6 +50,39 @@ impl Credential {
     pub fn is_anonymous(&self) -> bool {
         matches!(self, Credential::Anonymous)
     }
+
+    /// Returns the secrets in the forms that go over the wire: the password,
+    /// the base64 `USERNAME:PASSWORD` of the basic `Authorization` header,
+    /// the identity token, and the form-urlencoded spelling of each.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let raw = match self {
+            Credential::Anonymous => Vec::new(),
+            Credential::Basic { username, password } => {
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                vec![password.clone(), basic]
+            }
+            Credential::IdentityToken(token) => vec![token.clone()],
+        };
+
+        let mut secrets = Vec::new();
+        for secret in raw.into_iter().filter(|secret| !secret.is_empty()) {
+            let encoded = form_urlencoded(&secret);
+            if encoded != secret {
+                secrets.push(encoded);
+            }
+            secrets.push(secret);
+        }
+        secrets
+    }
+}
+
+/// Returns `value` as `application/x-www-form-urlencoded` spells it, the
+/// way a token service that echoes its form body would show it.
+fn form_urlencoded(value: &str) -> String {
+    let mut url = reqwest::Url::parse("http://127.0.0.1/").expect("a fixed valid URL");
+    url.query_pairs_mut().append_pair("v", value);
+    let query = url.query().unwrap_or_default();
+    query.strip_prefix("v=").unwrap_or(query).to_string()
 }
 
 impl fmt::Debug for Credential {
