@@ -227,6 +227,10 @@ impl<'a> RegistryHttp<'a> {
     /// Builds the token request: a GET with basic credentials or none, as
     /// the Docker token protocol specifies, or for an identity token the
     /// OAuth2 refresh-token POST that Docker sends.
+    ///
+    /// NOTE: the realm comes from the registry's challenge, and the
+    /// plain-HTTP policy is not applied to it, so credentials go to an
+    /// `http://` realm on another host too.
     fn token_request(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> RequestBuilder {
         let mut query: Vec<(&str, &str)> = scopes.iter().map(|scope| ("scope", scope.as_str())).collect();
         if let Some(service) = service {
