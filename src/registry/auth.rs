@@ -22,6 +22,15 @@ use super::RegistryError;
 /// The user name a credential helper returns with an identity token.
 const IDENTITY_TOKEN_USERNAME: &str = "<token>";
 
+/// The key that `docker login` writes for Docker Hub in `auths` and looks up
+/// in `credHelpers`, and the server URL it gives credential helpers.
+const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
+
+/// Host names that mean Docker Hub. The Docker CLI's `GetAuthConfigKey`
+/// maps each of them to [`DOCKER_HUB_SERVER`], and config files written by
+/// other tools may use any of them as a key.
+const DOCKER_HUB_HOSTS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+
 /// The credential kuul sends to one registry.
 ///
 /// `Debug` prints user names but never passwords or tokens.
@@ -41,6 +50,39 @@ impl Credential {
     pub fn is_anonymous(&self) -> bool {
         matches!(self, Credential::Anonymous)
     }
+
+    /// Returns the secrets in the forms that go over the wire: the password,
+    /// the base64 `USERNAME:PASSWORD` of the basic `Authorization` header,
+    /// the identity token, and the form-urlencoded spelling of each.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let raw = match self {
+            Credential::Anonymous => Vec::new(),
+            Credential::Basic { username, password } => {
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                vec![password.clone(), basic]
+            }
+            Credential::IdentityToken(token) => vec![token.clone()],
+        };
+
+        let mut secrets = Vec::new();
+        for secret in raw.into_iter().filter(|secret| !secret.is_empty()) {
+            let encoded = form_urlencoded(&secret);
+            if encoded != secret {
+                secrets.push(encoded);
+            }
+            secrets.push(secret);
+        }
+        secrets
+    }
+}
+
+/// Returns `value` as `application/x-www-form-urlencoded` spells it, the
+/// way a token service that echoes its form body would show it.
+fn form_urlencoded(value: &str) -> String {
+    let mut url = reqwest::Url::parse("http://127.0.0.1/").expect("a fixed valid URL");
+    url.query_pairs_mut().append_pair("v", value);
+    let query = url.query().unwrap_or_default();
+    query.strip_prefix("v=").unwrap_or(query).to_string()
 }
 
 impl fmt::Debug for Credential {
@@ -93,12 +135,12 @@ pub(crate) fn resolve_with_helper_path(
         return Ok(Credential::Anonymous);
     };
 
-    let helper = config.cred_helpers.get(registry).or(config.creds_store.as_ref());
+    let helper = find_entry(&config.cred_helpers, registry).map(|(_, helper)| helper).or(config.creds_store.as_ref());
     if let Some(helper) = helper.filter(|name| !name.is_empty()) {
-        return run_helper(helper, registry, helper_path);
+        return run_helper(helper, server_address(registry), helper_path);
     }
 
-    match find_auth_entry(&config.auths, registry) {
+    match find_entry(&config.auths, registry) {
         Some((key, entry)) => credential_from_entry(&path, key, entry),
         None => Ok(Credential::Anonymous),
     }
@@ -142,26 +184,44 @@ fn read_config(path: &Path) -> Result<Option<DockerConfigFile>, RegistryError> {
     Ok(Some(config))
 }
 
-/// Finds the `auths` entry for `registry`: the key `host:port` itself, else
-/// a key that reduces to it once the `http://` or `https://` scheme and any
-/// path are removed, such as `https://host:port/v1/`.
-fn find_auth_entry<'a>(auths: &'a HashMap<String, AuthEntry>, registry: &str) -> Option<(&'a str, &'a AuthEntry)> {
-    if let Some((key, entry)) = auths.get_key_value(registry) {
-        return Some((key, entry));
+/// Returns the server address that Docker stores credentials under for
+/// `registry`: [`DOCKER_HUB_SERVER`] for a Docker Hub host, else `registry`.
+fn server_address(registry: &str) -> &str {
+    if is_docker_hub(registry) { DOCKER_HUB_SERVER } else { registry }
+}
+
+/// Finds the `auths` or `credHelpers` entry for `registry`. The key
+/// `registry` itself wins, then the key Docker uses for it. Otherwise the
+/// first key in sorted order that names the same host wins, with scheme,
+/// path and case ignored, such as `https://host:port/v1/`. All of
+/// [`DOCKER_HUB_HOSTS`] name the same host.
+fn find_entry<'a, V>(entries: &'a HashMap<String, V>, registry: &str) -> Option<(&'a str, &'a V)> {
+    for key in [registry, server_address(registry)] {
+        if let Some((key, entry)) = entries.get_key_value(key) {
+            return Some((key, entry));
+        }
     }
 
-    let mut matching: Vec<(&String, &AuthEntry)> =
-        auths.iter().filter(|(key, _)| key_hostname(key) == registry).collect();
+    let host = canonical_host(registry);
+    let mut matching: Vec<(&String, &V)> = entries.iter().filter(|(key, _)| canonical_host(key) == host).collect();
     // Sorted so that the choice among several matching keys does not depend
     // on hash order.
     matching.sort_by(|a, b| a.0.cmp(b.0));
     matching.first().map(|(key, entry)| (key.as_str(), *entry))
 }
 
-fn key_hostname(key: &str) -> &str {
+/// Returns the `host[:port]` of a registry name or config key, without the
+/// `http://` or `https://` scheme and any path, in lowercase, and with
+/// every Docker Hub host as `docker.io`.
+fn canonical_host(key: &str) -> String {
     let without_scheme = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let host = without_scheme.split('/').next().unwrap_or(without_scheme).to_ascii_lowercase();
 
-    without_scheme.split('/').next().unwrap_or(without_scheme)
+    if is_docker_hub(&host) { DOCKER_HUB_HOSTS[0].to_string() } else { host }
+}
+
+fn is_docker_hub(host: &str) -> bool {
+    DOCKER_HUB_HOSTS.iter().any(|hub| host.eq_ignore_ascii_case(hub))
 }
 
 /// Turns an `auths` entry into a credential. `identitytoken` wins over
@@ -194,8 +254,8 @@ struct HelperOutput {
     secret: String,
 }
 
-/// Runs `docker-credential-<helper> get` with the registry on stdin, as the
-/// Docker credential-helper protocol specifies.
+/// Runs `docker-credential-<helper> get` with the server address on stdin,
+/// as the Docker credential-helper protocol specifies.
 ///
 /// The helper's stdout contains the secret, so it never goes into an error.
 fn run_helper(helper: &str, registry: &str, helper_path: Option<&OsStr>) -> Result<Credential, RegistryError> {
@@ -327,6 +387,89 @@ mod tests {
     }
 
     #[test]
+    fn docker_hub_keys_match_every_hub_host() {
+        let keys = [
+            "https://index.docker.io/v1/",
+            "http://index.docker.io/v1/",
+            "index.docker.io",
+            "docker.io",
+            "registry-1.docker.io",
+            "https://registry-1.docker.io/v2/",
+            "Docker.IO",
+        ];
+        for key in keys {
+            let dir = config_dir(&serde_json::json!({ "auths": { key: { "username": "kuul", "password": "pw" } } }));
+            for registry in DOCKER_HUB_HOSTS {
+                let credential = resolve_credential(dir.path(), registry).unwrap();
+                assert_eq!(credential, basic("kuul", "pw"), "key `{key}`, registry `{registry}`");
+            }
+        }
+    }
+
+    #[test]
+    fn docker_hub_key_not_used_elsewhere() {
+        let config = serde_json::json!({ "auths": { DOCKER_HUB_SERVER: { "username": "kuul", "password": "pw" } } });
+        let dir = config_dir(&config);
+
+        for registry in [REGISTRY, "registry.test", "docker.io.registry.test"] {
+            assert_eq!(resolve_credential(dir.path(), registry).unwrap(), Credential::Anonymous, "{registry}");
+        }
+    }
+
+    #[test]
+    fn docker_login_key_preferred_for_hub() {
+        let config = serde_json::json!({ "auths": {
+            "docker.io": { "username": "podman-user", "password": "pw" },
+            DOCKER_HUB_SERVER: { "username": "docker-user", "password": "pw" },
+            "registry-1.docker.io": { "username": "other-user", "password": "pw" },
+        } });
+        let dir = config_dir(&config);
+
+        let credential = resolve_credential(dir.path(), "index.docker.io").unwrap();
+
+        assert_eq!(credential, basic("docker-user", "pw"));
+    }
+
+    #[test]
+    fn exact_key_preferred_over_variants() {
+        let config = serde_json::json!({ "auths": {
+            "https://registry.test:5000/v1/": { "username": "url-user", "password": "pw" },
+            "registry.test:5000": { "username": "host-user", "password": "pw" },
+        } });
+        let dir = config_dir(&config);
+
+        let credential = resolve_credential(dir.path(), "registry.test:5000").unwrap();
+
+        assert_eq!(credential, basic("host-user", "pw"));
+    }
+
+    #[test]
+    fn other_registry_key_variants_match() {
+        let keys = [
+            "https://registry.test",
+            "http://registry.test",
+            "https://registry.test/",
+            "https://registry.test/v1/",
+            "https://registry.test/v2/",
+            "registry.test/v2/",
+            "Registry.Test",
+        ];
+        for key in keys {
+            let dir = config_dir(&serde_json::json!({ "auths": { key: { "username": "kuul", "password": "pw" } } }));
+            assert_eq!(resolve_credential(dir.path(), "registry.test").unwrap(), basic("kuul", "pw"), "{key}");
+        }
+    }
+
+    #[test]
+    fn key_without_port_not_matched() {
+        let config =
+            serde_json::json!({ "auths": { "https://registry.test/v1/": { "username": "kuul", "password": "pw" } } });
+        let dir = config_dir(&config);
+
+        assert_eq!(resolve_credential(dir.path(), "registry.test:5000").unwrap(), Credential::Anonymous);
+    }
+
+    #[test]
     fn auths_other_port_not_matched() {
         let dir =
             config_dir(&serde_json::json!({ "auths": { "127.0.0.1:5001": { "username": "kuul", "password": "pw" } } }));
@@ -393,6 +536,32 @@ mod tests {
         assert_eq!(credential, basic("helper-user", "helper-secret"));
         let received = std::fs::read_to_string(helpers.path().join("received")).unwrap();
         assert_eq!(received.trim(), REGISTRY);
+    }
+
+    #[test]
+    fn docker_hub_helper_gets_index_server() {
+        let helpers = helper_dir(r#"{"Username":"hub-user","Secret":"hub-secret"}"#, 0);
+        let dir = config_dir(&serde_json::json!({ "credHelpers": { DOCKER_HUB_SERVER: "kuultest" } }));
+
+        for registry in DOCKER_HUB_HOSTS {
+            let credential = resolve_with_helper_path(dir.path(), registry, Some(helpers.path().as_os_str())).unwrap();
+
+            assert_eq!(credential, basic("hub-user", "hub-secret"), "{registry}");
+            let received = std::fs::read_to_string(helpers.path().join("received")).unwrap();
+            assert_eq!(received.trim(), DOCKER_HUB_SERVER, "{registry}");
+        }
+    }
+
+    #[test]
+    fn helper_key_variants_match() {
+        let helpers = helper_dir(r#"{"Username":"helper-user","Secret":"helper-secret"}"#, 0);
+        let cases = [("docker.io", "registry-1.docker.io"), ("https://registry.test/v2/", "registry.test")];
+
+        for (key, registry) in cases {
+            let dir = config_dir(&serde_json::json!({ "credHelpers": { key: "kuultest" } }));
+            let credential = resolve_with_helper_path(dir.path(), registry, Some(helpers.path().as_os_str())).unwrap();
+            assert_eq!(credential, basic("helper-user", "helper-secret"), "key `{key}`, registry `{registry}`");
+        }
     }
 
     #[test]

@@ -132,7 +132,8 @@ impl<'a> RegistryHttp<'a> {
     }
 
     /// Turns a response with an unexpected status into a failure, with the
-    /// wait from its `Retry-After` header.
+    /// wait from its `Retry-After` header. The body's error messages go into
+    /// the failure with every secret of this client redacted.
     pub async fn status_failure(&self, response: Response) -> Failure {
         let status = response.status().as_u16();
         let retry_after = response
@@ -140,9 +141,27 @@ impl<'a> RegistryHttp<'a> {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| parse_retry_after(value, SystemTime::now()));
-        let body = response.text().await.unwrap_or_default();
+        let body = self.redact(&response.text().await.unwrap_or_default());
 
         Failure { error: self.context.map_status(status, &body), retry_after }
+    }
+
+    /// Replaces the credential's secrets and every bearer token received so
+    /// far with `<redacted>`, because a registry, proxy or token service may
+    /// echo request headers or form fields in an error body.
+    fn redact(&self, text: &str) -> String {
+        let mut secrets = self.credential.secrets();
+        let tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        secrets.extend(tokens.values().filter(|token| !token.is_empty()).cloned());
+        drop(tokens);
+
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        let mut redacted = text.to_string();
+        for secret in &secrets {
+            redacted = redacted.replace(secret.as_str(), "<redacted>");
+        }
+        redacted
     }
 
     /// Maps a failed request.
@@ -208,6 +227,10 @@ impl<'a> RegistryHttp<'a> {
     /// Builds the token request: a GET with basic credentials or none, as
     /// the Docker token protocol specifies, or for an identity token the
     /// OAuth2 refresh-token POST that Docker sends.
+    ///
+    /// NOTE: the realm comes from the registry's challenge, and the
+    /// plain-HTTP policy is not applied to it, so credentials go to an
+    /// `http://` realm on another host too.
     fn token_request(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> RequestBuilder {
         let mut query: Vec<(&str, &str)> = scopes.iter().map(|scope| ("scope", scope.as_str())).collect();
         if let Some(service) = service {

@@ -10,6 +10,8 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 mod retry;
+#[cfg(test)]
+mod secrets_tests;
 mod transport;
 
 pub use auth::{Credential, docker_config_dir, resolve_credential};

@@ -19,19 +19,26 @@ const SECOND_LAYER: &str = "second layer, a little longer than the first";
 /// Replies like a registry that stores `base:1`, an image manifest with
 /// [`CONFIG`] and the two layers.
 fn registry_reply(request: &Recorded) -> Reply {
+    layered_registry_reply(request, &[FIRST_LAYER, SECOND_LAYER])
+}
+
+/// Replies like a registry that stores `base:1`, an image manifest with
+/// [`CONFIG`] and `layers`.
+fn layered_registry_reply(request: &Recorded, layers: &[impl AsRef<str>]) -> Reply {
     if request.method != "GET" {
         return respond("405 Method Not Allowed");
     }
 
-    let blob = [CONFIG, FIRST_LAYER, SECOND_LAYER]
+    let blob = [CONFIG]
         .into_iter()
+        .chain(layers.iter().map(AsRef::as_ref))
         .find(|content| request.target == format!("/v2/base/blobs/{}", sha256_digest(content.as_bytes())));
     match request.target.as_str() {
         "/v2/" => respond("200 OK"),
         "/v2/base/manifests/1" => Reply::Respond {
             status: "200 OK",
             headers: vec![("Content-Type".to_string(), MANIFEST_MEDIA_TYPE.to_string())],
-            body: manifest_json(),
+            body: manifest_with_layers(layers),
         },
         _ => match blob {
             Some(content) => Reply::Respond { status: "200 OK", headers: Vec::new(), body: content.to_string() },
@@ -41,15 +48,18 @@ fn registry_reply(request: &Recorded) -> Reply {
 }
 
 fn manifest_json() -> String {
+    manifest_with_layers(&[FIRST_LAYER, SECOND_LAYER])
+}
+
+fn manifest_with_layers(layers: &[impl AsRef<str>]) -> String {
     let descriptor = |media_type: &str, content: &str| json!({"mediaType": media_type, "digest": sha256_digest(content.as_bytes()), "size": content.len()});
+    let layers: Vec<serde_json::Value> =
+        layers.iter().map(|layer| descriptor("application/vnd.oci.image.layer.v1.tar", layer.as_ref())).collect();
     json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
         "config": descriptor(CONFIG_MEDIA_TYPE, CONFIG),
-        "layers": [
-            descriptor("application/vnd.oci.image.layer.v1.tar", FIRST_LAYER),
-            descriptor("application/vnd.oci.image.layer.v1.tar", SECOND_LAYER),
-        ],
+        "layers": layers,
     })
     .to_string()
 }
@@ -365,4 +375,24 @@ async fn cached_layers_not_downloaded_again() {
     assert_eq!(registry.count("GET", &format!("/v2/base/blobs/{}", sha256_digest(FIRST_LAYER.as_bytes()))), 1);
     assert_eq!(registry.count("GET", &format!("/v2/base/blobs/{}", sha256_digest(SECOND_LAYER.as_bytes()))), 1);
     assert!(reporter.started.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn layer_downloads_bounded_in_parallel() {
+    // Eight layers, each served slowly enough that the downloads overlap.
+    let layers: Vec<String> = (1..=8).map(|number| format!("layer {number} bytes")).collect();
+    let served = layers.clone();
+    let registry = FakeRegistry::start(move |request, _earlier, _address| {
+        let reply = layered_registry_reply(request, &served);
+        if request.target.starts_with("/v2/base/blobs/") {
+            return Reply::Delayed(Duration::from_millis(200), Box::new(reply));
+        }
+        reply
+    });
+    let cache = tempfile::tempdir().unwrap();
+
+    let pulled = pull_from(&registry, cache.path(), &SilentReporter).await.unwrap();
+
+    assert_eq!(pulled.layer_paths.len(), layers.len());
+    assert_eq!(registry.max_in_flight("GET", "/v2/base/blobs/"), PARALLEL_DOWNLOADS);
 }

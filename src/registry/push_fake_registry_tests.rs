@@ -41,6 +41,41 @@ fn token_registry_reply(request: &Recorded, earlier: &[Recorded], address: &str)
     registry_reply(request)
 }
 
+/// The identity token in the Docker config of the OAuth2 tests.
+const IDENTITY_TOKEN: &str = "identity-token-secret";
+
+/// The access token that the fake token service returns for
+/// [`IDENTITY_TOKEN`].
+const ACCESS_TOKEN: &str = "access-token-from-refresh";
+
+/// Replies like a registry behind an OAuth2 token service at `/token`,
+/// which exchanges the refresh token [`IDENTITY_TOKEN`] for
+/// [`ACCESS_TOKEN`]. The registry accepts only that access token.
+fn oauth_registry_reply(request: &Recorded, address: &str) -> Reply {
+    if request.target.starts_with("/token") {
+        let refresh_token = form_fields(&request.body).into_iter().find(|(name, _)| name == "refresh_token");
+        if refresh_token.is_some_and(|(_, value)| value == IDENTITY_TOKEN) {
+            let body = format!(r#"{{"access_token":"{ACCESS_TOKEN}","expires_in":300,"scope":""}}"#);
+            return Reply::Respond { status: "200 OK", headers: Vec::new(), body };
+        }
+        return respond("401 Unauthorized");
+    }
+
+    if request.authorization.as_deref() != Some(format!("Bearer {ACCESS_TOKEN}").as_str()) {
+        let challenge = format!(r#"Bearer realm="http://{address}/token",service="fake-registry""#);
+        return respond_with("401 Unauthorized", &[("WWW-Authenticate", challenge)]);
+    }
+    registry_reply(request)
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body into sorted pairs.
+fn form_fields(body: &str) -> Vec<(String, String)> {
+    let url = reqwest::Url::parse(&format!("http://127.0.0.1/?{body}")).unwrap();
+    let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    fields.sort();
+    fields
+}
+
 fn fast_policy() -> RetryPolicy {
     RetryPolicy {
         max_tries: 3,
@@ -51,14 +86,25 @@ fn fast_policy() -> RetryPolicy {
 }
 
 async fn push_to(registry: &FakeRegistry) -> Result<PushOutcome, RegistryError> {
+    push_with_docker_config(registry, None).await
+}
+
+/// Pushes a small image to `registry`, with `docker_config` as the
+/// contents of the Docker `config.json`, or with no config file.
+async fn push_with_docker_config(
+    registry: &FakeRegistry,
+    docker_config: Option<serde_json::Value>,
+) -> Result<PushOutcome, RegistryError> {
     let layout = tempfile::tempdir().unwrap();
     let image = small_image(layout.path());
     let target = Target::from_prefix(&registry.address, "backup", "latest").unwrap();
-    let options = PushOptions {
-        insecure_registries: Vec::new(),
-        docker_config_dir: Some(layout.path().join("no-docker-config")),
-        mount_from: None,
-    };
+    let config_dir = layout.path().join("docker-config");
+    if let Some(config) = docker_config {
+        std::fs::create_dir(&config_dir).unwrap();
+        std::fs::write(config_dir.join("config.json"), config.to_string()).unwrap();
+    }
+    let options =
+        PushOptions { insecure_registries: Vec::new(), docker_config_dir: Some(config_dir), mount_from: None };
 
     push_with_policy(layout.path(), &image, &target, &options, &SilentReporter, &fast_policy()).await
 }
@@ -92,6 +138,52 @@ async fn cached_token_sent_with_every_request() {
         assert_eq!(request.authorization.as_deref(), Some("Bearer token-1"), "{request:?}");
     }
     assert_eq!(registry.count("PUT", "/v2/backup/manifests/latest"), 1);
+}
+
+#[tokio::test]
+async fn identity_token_exchanged_for_access_token() {
+    let registry = FakeRegistry::start(|request, _earlier, address| oauth_registry_reply(request, address));
+    let config = serde_json::json!({ "auths": { registry.address.clone(): { "identitytoken": IDENTITY_TOKEN } } });
+
+    push_with_docker_config(&registry, Some(config)).await.unwrap();
+
+    let requests = registry.requests();
+    let token_requests: Vec<&Recorded> = requests.iter().filter(|r| r.target.starts_with("/token")).collect();
+    assert_eq!(token_requests.len(), 1, "{requests:#?}");
+    let token_request = token_requests[0];
+    assert_eq!(token_request.method, "POST");
+    assert_eq!(token_request.target, "/token");
+    assert_eq!(token_request.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(token_request.authorization, None, "an OAuth2 refresh request needs no Authorization header");
+    let expected_fields: Vec<(String, String)> = [
+        ("client_id", "kuul"),
+        ("grant_type", "refresh_token"),
+        ("refresh_token", IDENTITY_TOKEN),
+        ("scope", "repository:backup:pull,push"),
+        ("service", "fake-registry"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    assert_eq!(form_fields(&token_request.body), expected_fields);
+}
+
+#[tokio::test]
+async fn access_token_sent_to_registry() {
+    let registry = FakeRegistry::start(|request, _earlier, address| oauth_registry_reply(request, address));
+    let config = serde_json::json!({ "auths": { registry.address.clone(): { "identitytoken": IDENTITY_TOKEN } } });
+
+    push_with_docker_config(&registry, Some(config)).await.unwrap();
+
+    let requests = registry.requests();
+    let after_token = requests.iter().skip_while(|r| !r.target.starts_with("/token")).skip(1);
+    let expected = format!("Bearer {ACCESS_TOKEN}");
+    for request in after_token {
+        assert_eq!(request.authorization.as_deref(), Some(expected.as_str()), "{request:?}");
+    }
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/latest"), 1);
+    let leaked = requests.iter().filter(|r| r.authorization.as_deref().is_some_and(|a| a.contains(IDENTITY_TOKEN)));
+    assert_eq!(leaked.count(), 0, "the identity token went to the registry in a header");
 }
 
 #[tokio::test]
@@ -323,4 +415,57 @@ async fn failed_platform_manifest_keeps_tag() {
     let error = result.unwrap_err();
     assert!(matches!(error, RegistryError::ServerError { status: 503, .. }), "{error}");
     assert_eq!(registry.count("PUT", "/v2/backup/manifests/latest"), 0);
+}
+
+/// Writes a layout with seven layers and a config, eight blobs in all. The
+/// contents need not be valid tar or JSON, because the fake registry never
+/// reads them.
+fn eight_blob_image(layout: &Path) -> BuiltImage {
+    let layers = (1..=7)
+        .map(|number| {
+            let content = format!("layer {number} bytes");
+            let descriptor = descriptor_for(layout, "application/vnd.oci.image.layer.v1.tar+gzip", content.as_bytes());
+            BuiltLayer {
+                diff_id: descriptor.digest.clone(),
+                descriptor,
+                description: format!("layer {number}"),
+                entries: 1,
+            }
+        })
+        .collect();
+
+    BuiltImage {
+        manifest: descriptor_for(layout, "application/vnd.oci.image.manifest.v1+json", b"{\"layers\":7}"),
+        config: descriptor_for(layout, "application/vnd.oci.image.config.v1+json", b"{}"),
+        layers,
+    }
+}
+
+#[tokio::test]
+async fn blob_transfers_bounded_in_parallel() {
+    // Blob checks and upload PUTs are served slowly enough that they
+    // overlap.
+    let registry = FakeRegistry::start(|request, _earlier, _address| {
+        let reply = registry_reply(request);
+        let slow = request.method == "HEAD" || (request.method == "PUT" && request.target.contains("/blobs/uploads/"));
+        if slow {
+            return Reply::Delayed(Duration::from_millis(150), Box::new(reply));
+        }
+        reply
+    });
+    let layout = tempfile::tempdir().unwrap();
+    let image = eight_blob_image(layout.path());
+    let target = Target::from_prefix(&registry.address, "backup", "latest").unwrap();
+    let options = PushOptions {
+        insecure_registries: Vec::new(),
+        docker_config_dir: Some(layout.path().join("no-docker-config")),
+        mount_from: None,
+    };
+
+    let outcome =
+        push_with_policy(layout.path(), &image, &target, &options, &SilentReporter, &fast_policy()).await.unwrap();
+
+    assert_eq!(outcome.blobs_uploaded, 8);
+    assert_eq!(registry.max_in_flight("HEAD", "/v2/backup/blobs/"), PARALLEL_UPLOADS);
+    assert_eq!(registry.max_in_flight("PUT", "/v2/backup/blobs/uploads/"), PARALLEL_UPLOADS);
 }
