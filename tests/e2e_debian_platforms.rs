@@ -265,3 +265,67 @@ fn changed_packages_drop_other_architecture() {
     assert!(single.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&single.stderr));
     assert_eq!(locked_architectures(&job), [native]);
 }
+
+/// Publishes a two-platform base of `libc6` and `busybox` as
+/// `e2e/debbase:latest` and returns its reference.
+fn publish_two_platform_base(registry: &support::Registry, repo: &DebianRepo, work: &Path, platforms: &str) -> String {
+    let dir = work.join("debbase");
+    std::fs::create_dir_all(&dir).expect("create the base job directory");
+    let toml = format!(
+        "[job]\nname = \"debbase\"\nschedule = \"@daily\"\ncommand = [\"/usr/bin/busybox\", \"true\"]\n\n\
+         [image]\nfiles = []\npackages = [\"libc6\", \"busybox\"]\n\n[debian]\nkeyring = \"{}\"\n",
+        repo.keyring().display()
+    );
+    std::fs::write(dir.join("kuul.toml"), toml).expect("write kuul.toml");
+
+    let output = kuul_with_repo(repo, work)
+        .arg("publish")
+        .arg(&dir)
+        .args(["--registry", &format!("{}/e2e", registry.host_port()), "--platform", platforms])
+        .output()
+        .expect("start kuul publish");
+    assert!(
+        output.status.success(),
+        "kuul publish of the base failed\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    format!("{}/e2e/debbase:latest", registry.host_port())
+}
+
+#[test]
+fn kuul_lock_reads_each_platform_base() {
+    let repo = DebianRepo::get();
+    let (native, foreign) = architectures(&repo);
+    let registry = support::Registry::start();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let platforms = format!("{},{}", oci_platform(&native), oci_platform(&foreign));
+    let base = publish_two_platform_base(&registry, &repo, work.path(), &platforms);
+    let job = write_job(work.path(), &repo);
+    let toml = std::fs::read_to_string(job.join("kuul.toml")).unwrap();
+    std::fs::write(job.join("kuul.toml"), toml.replace("[image]\n", &format!("[image]\nbase = \"{base}\"\n"))).unwrap();
+
+    let lock = kuul_with_repo(&repo, work.path())
+        .arg("lock")
+        .arg(&job)
+        .args(["--platform", &platforms])
+        .output()
+        .expect("start kuul lock");
+    assert!(lock.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&lock.stderr));
+    let text = std::fs::read_to_string(job.join("kuul.lock")).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    let architectures = table["architecture"].as_array().expect("architecture tables");
+    let locked = build(&repo, work.path(), &job, &work.path().join("oci"), &["--locked", "--platform", &platforms]);
+
+    for entry in architectures {
+        let name = entry["name"].as_str().unwrap();
+        let installed = entry["installed"].as_array().expect("the base's installed packages");
+        let busybox = installed.iter().find(|line| line.as_str().unwrap().starts_with("busybox "));
+        assert!(busybox.is_some(), "{name}: the base's busybox is not recorded:\n{text}");
+        assert!(entry.get("package").is_none(), "{name}: packages locked although the base has them:\n{text}");
+    }
+    assert!(
+        locked.status.success(),
+        "kuul build --locked failed\nstderr:\n{}",
+        String::from_utf8_lossy(&locked.stderr)
+    );
+}

@@ -29,7 +29,10 @@ const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 /// Host names that mean Docker Hub. The Docker CLI's `GetAuthConfigKey`
 /// maps each of them to [`DOCKER_HUB_SERVER`], and config files written by
 /// other tools may use any of them as a key.
-const DOCKER_HUB_HOSTS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+const DOCKER_HUB_HOSTS: [&str; 3] = ["docker.io", "index.docker.io", DOCKER_HUB_API_HOST];
+
+/// The host that serves Docker Hub's registry API.
+pub(super) const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 
 /// The credential kuul sends to one registry.
 ///
@@ -220,7 +223,8 @@ fn canonical_host(key: &str) -> String {
     if is_docker_hub(&host) { DOCKER_HUB_HOSTS[0].to_string() } else { host }
 }
 
-fn is_docker_hub(host: &str) -> bool {
+/// Checks whether `host` is one of the names of Docker Hub.
+pub(super) fn is_docker_hub(host: &str) -> bool {
     DOCKER_HUB_HOSTS.iter().any(|hub| host.eq_ignore_ascii_case(hub))
 }
 

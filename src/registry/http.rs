@@ -55,7 +55,7 @@ impl<'a> RegistryHttp<'a> {
             .build()
             .map_err(|error| context.map_reqwest_error(&error))?;
         let scheme = if context.https { "https" } else { "http" };
-        let base_url = format!("{scheme}://{}", context.registry);
+        let base_url = format!("{scheme}://{}", api_host(context.registry));
 
         Ok(RegistryHttp {
             http,
@@ -302,6 +302,13 @@ fn parse_parameters(text: &str) -> HashMap<String, String> {
     parameters
 }
 
+/// Returns the host that serves the registry API for `registry`. Docker Hub
+/// is named `docker.io` in image references, but its API answers at
+/// `registry-1.docker.io`, where the Docker CLI sends every request.
+fn api_host(registry: &str) -> &str {
+    if super::auth::is_docker_hub(registry) { super::auth::DOCKER_HUB_API_HOST } else { registry }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,5 +350,17 @@ mod tests {
 
         assert_eq!(parameters.get("realm").map(String::as_str), Some("http://127.0.0.1:1/token"));
         assert_eq!(parameters.get("service").map(String::as_str), Some("test"));
+    }
+
+    #[test]
+    fn docker_hub_names_reach_api_host() {
+        for registry in ["docker.io", "index.docker.io", "Docker.IO"] {
+            assert_eq!(api_host(registry), "registry-1.docker.io", "{registry}");
+        }
+    }
+
+    #[test]
+    fn other_registry_is_its_own_api_host() {
+        assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 }

@@ -335,9 +335,17 @@ pub fn parse_base(reference: &str) -> Result<BaseReference, RegistryError> {
         validate_tag(tag)?;
     }
 
+    // Docker Hub keeps its official images under `library/`, and the Docker
+    // CLI adds that prefix to one-component names, so kuul does too.
+    let repository = if super::auth::is_docker_hub(registry) && !repository.contains('/') {
+        format!("library/{repository}")
+    } else {
+        repository.to_string()
+    };
+
     Ok(BaseReference {
         registry: registry.to_string(),
-        repository: repository.to_string(),
+        repository,
         tag: tag.map(str::to_string),
         digest: digest.map(str::to_string),
     })
@@ -579,5 +587,26 @@ mod tests {
     fn parse_base_rejects_docker_hub_name() {
         let error = parse_base("debian:12").unwrap_err().to_string();
         assert!(error.contains("missing registry host"), "{error}");
+    }
+
+    #[test]
+    fn docker_hub_official_image_gets_library_prefix() {
+        let reference = parse_base("docker.io/debian:bookworm").unwrap();
+
+        assert_eq!(reference.repository, "library/debian");
+    }
+
+    #[test]
+    fn docker_hub_user_image_keeps_repository() {
+        let reference = parse_base("docker.io/someone/tool:1").unwrap();
+
+        assert_eq!(reference.repository, "someone/tool");
+    }
+
+    #[test]
+    fn other_registry_keeps_one_component_repository() {
+        let reference = parse_base("127.0.0.1:5000/debian:bookworm").unwrap();
+
+        assert_eq!(reference.repository, "debian");
     }
 }

@@ -233,7 +233,7 @@ struct ArchitectureTable {
     packages: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     installed: Vec<String>,
-    #[serde(default, rename = "package")]
+    #[serde(default, rename = "package", skip_serializing_if = "Vec::is_empty")]
     resolved: Vec<LockedPackage>,
 }
 
