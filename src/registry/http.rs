@@ -228,10 +228,23 @@ impl<'a> RegistryHttp<'a> {
     /// the Docker token protocol specifies, or for an identity token the
     /// OAuth2 refresh-token POST that Docker sends.
     ///
-    /// NOTE: the realm comes from the registry's challenge, and the
-    /// plain-HTTP policy is not applied to it, so credentials go to an
-    /// `http://` realm on another host too.
+    /// The realm comes from the registry's challenge. Credentials go to it
+    /// only over HTTPS or on loopback, as they go to registries, so a
+    /// challenge cannot lead them onto the network in clear text.
     fn token_request(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> RequestBuilder {
+        if !matches!(self.credential, Credential::Anonymous) && !may_receive_credentials(realm) {
+            tracing::warn!(
+                "credentials for `{}` withheld from its token service `{realm}`, which is reached over plain HTTP, so the token request is anonymous",
+                self.context.registry
+            );
+            let query: Vec<(&str, &str)> = scopes
+                .iter()
+                .map(|scope| ("scope", scope.as_str()))
+                .chain(service.map(|service| ("service", service)))
+                .collect();
+            return self.http.get(realm).query(&query).timeout(TOKEN_REQUEST_TIMEOUT);
+        }
+
         let mut query: Vec<(&str, &str)> = scopes.iter().map(|scope| ("scope", scope.as_str())).collect();
         if let Some(service) = service {
             query.push(("service", service));
@@ -302,6 +315,19 @@ fn parse_parameters(text: &str) -> HashMap<String, String> {
     parameters
 }
 
+/// Checks whether credentials may be sent to the token service at `realm`:
+/// over HTTPS, or over plain HTTP on loopback.
+fn may_receive_credentials(realm: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(realm) else {
+        return false;
+    };
+    match (url.scheme(), url.host_str()) {
+        ("https", _) => true,
+        ("http", Some(host)) => super::transport::is_loopback(host),
+        _ => false,
+    }
+}
+
 /// Returns the host that serves the registry API for `registry`. Docker Hub
 /// is named `docker.io` in image references, but its API answers at
 /// `registry-1.docker.io`, where the Docker CLI sends every request.
@@ -362,5 +388,24 @@ mod tests {
     #[test]
     fn other_registry_is_its_own_api_host() {
         assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn credentials_go_to_https_realm() {
+        assert!(may_receive_credentials("https://auth.test/token"));
+    }
+
+    #[test]
+    fn credentials_go_to_loopback_http_realm() {
+        for realm in ["http://127.0.0.1:5001/token", "http://localhost/token", "http://[::1]:5001/token"] {
+            assert!(may_receive_credentials(realm), "{realm}");
+        }
+    }
+
+    #[test]
+    fn credentials_withheld_from_remote_http_realm() {
+        for realm in ["http://auth.test/token", "http://10.0.0.1:5001/token", "ftp://auth.test/token", "not a url"] {
+            assert!(!may_receive_credentials(realm), "{realm}");
+        }
     }
 }
