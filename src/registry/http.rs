@@ -201,7 +201,16 @@ impl<'a> RegistryHttp<'a> {
         };
 
         let request = self.token_request(&realm, service.as_deref(), scopes);
-        let response = request.send().await.map_err(|error| self.failure(&error))?;
+        let mut response = request.send().await.map_err(|error| self.failure(&error))?;
+        // A token service without the OAuth2 endpoint returns 404 or 405 for
+        // the POST. kuul then sends the GET of the Docker token protocol,
+        // without credentials, because an identity token cannot go in it.
+        if matches!(self.credential, Credential::IdentityToken(_))
+            && matches!(response.status(), StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED)
+        {
+            let request = token_get(&self.http, &realm, service.as_deref(), scopes);
+            response = request.send().await.map_err(|error| self.failure(&error))?;
+        }
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(self.unauthorized());
@@ -237,21 +246,11 @@ impl<'a> RegistryHttp<'a> {
                 "credentials for `{}` withheld from its token service `{realm}`, which is reached over plain HTTP, so the token request is anonymous",
                 self.context.registry
             );
-            let query: Vec<(&str, &str)> = scopes
-                .iter()
-                .map(|scope| ("scope", scope.as_str()))
-                .chain(service.map(|service| ("service", service)))
-                .collect();
-            return self.http.get(realm).query(&query).timeout(TOKEN_REQUEST_TIMEOUT);
-        }
-
-        let mut query: Vec<(&str, &str)> = scopes.iter().map(|scope| ("scope", scope.as_str())).collect();
-        if let Some(service) = service {
-            query.push(("service", service));
+            return token_get(&self.http, realm, service, scopes);
         }
 
         let joined_scopes = scopes.join(" ");
-        let request = match &self.credential {
+        match &self.credential {
             Credential::IdentityToken(token) => {
                 let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token.as_str())];
                 form.push(("client_id", "kuul"));
@@ -259,14 +258,13 @@ impl<'a> RegistryHttp<'a> {
                 if let Some(service) = service {
                     form.push(("service", service));
                 }
-                self.http.post(realm).form(&form)
+                self.http.post(realm).form(&form).timeout(TOKEN_REQUEST_TIMEOUT)
             }
             Credential::Basic { username, password } => {
-                self.http.get(realm).query(&query).basic_auth(username, Some(password))
+                token_get(&self.http, realm, service, scopes).basic_auth(username, Some(password))
             }
-            Credential::Anonymous => self.http.get(realm).query(&query),
-        };
-        request.timeout(TOKEN_REQUEST_TIMEOUT)
+            Credential::Anonymous => token_get(&self.http, realm, service, scopes),
+        }
     }
 }
 
@@ -315,6 +313,17 @@ fn parse_parameters(text: &str) -> HashMap<String, String> {
     parameters
 }
 
+/// Builds the GET token request of the Docker token protocol, without
+/// credentials.
+fn token_get(http: &reqwest::Client, realm: &str, service: Option<&str>, scopes: &[String]) -> RequestBuilder {
+    let query: Vec<(&str, &str)> = scopes
+        .iter()
+        .map(|scope| ("scope", scope.as_str()))
+        .chain(service.map(|service| ("service", service)))
+        .collect();
+    http.get(realm).query(&query).timeout(TOKEN_REQUEST_TIMEOUT)
+}
+
 /// Checks whether credentials may be sent to the token service at `realm`:
 /// over HTTPS, or over plain HTTP on loopback.
 fn may_receive_credentials(realm: &str) -> bool {
@@ -329,7 +338,7 @@ fn may_receive_credentials(realm: &str) -> bool {
 }
 
 /// Returns the host that serves the registry API for `registry`. Docker Hub
-/// is named `docker.io` in image references, but its API answers at
+/// is named `docker.io` in image references, but its API is served at
 /// `registry-1.docker.io`, where the Docker CLI sends every request.
 fn api_host(registry: &str) -> &str {
     if super::auth::is_docker_hub(registry) { super::auth::DOCKER_HUB_API_HOST } else { registry }

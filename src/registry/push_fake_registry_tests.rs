@@ -169,6 +169,32 @@ async fn identity_token_exchanged_for_access_token() {
 }
 
 #[tokio::test]
+async fn identity_token_falls_back_to_get() {
+    // A token service that serves only the GET of the Docker token protocol.
+    let registry = FakeRegistry::start(|request, _earlier, address| {
+        if request.target.starts_with("/token") {
+            if request.method == "POST" {
+                return respond("404 Not Found");
+            }
+            let body = format!(r#"{{"token":"{ACCESS_TOKEN}"}}"#);
+            return Reply::Respond { status: "200 OK", headers: Vec::new(), body };
+        }
+        oauth_registry_reply(request, address)
+    });
+    let config = serde_json::json!({ "auths": { registry.address.clone(): { "identitytoken": IDENTITY_TOKEN } } });
+
+    push_with_docker_config(&registry, Some(config)).await.unwrap();
+
+    let requests = registry.requests();
+    let token_requests: Vec<&Recorded> = requests.iter().filter(|r| r.target.starts_with("/token")).collect();
+    assert_eq!(token_requests.len(), 2, "{requests:#?}");
+    assert_eq!(token_requests[1].method, "GET");
+    assert_eq!(token_requests[1].authorization, None);
+    assert!(!token_requests[1].target.contains(IDENTITY_TOKEN), "{}", token_requests[1].target);
+    assert_eq!(registry.count("PUT", "/v2/backup/manifests/latest"), 1);
+}
+
+#[tokio::test]
 async fn access_token_sent_to_registry() {
     let registry = FakeRegistry::start(|request, _earlier, address| oauth_registry_reply(request, address));
     let config = serde_json::json!({ "auths": { registry.address.clone(): { "identitytoken": IDENTITY_TOKEN } } });
