@@ -50,16 +50,65 @@ fn kuul_with_repo(repo: &DebianRepo, work: &Path) -> assert_cmd::Command {
     command
 }
 
-/// Runs `kuul build` with `args` and returns its output.
-fn build(repo: &DebianRepo, work: &Path, job: &Path, layout: &Path, args: &[&str]) -> std::process::Output {
-    kuul_with_repo(repo, work)
-        .arg("build")
-        .arg(job)
-        .arg("--layout")
-        .arg(layout)
-        .args(args)
-        .output()
-        .expect("start kuul build")
+/// A job that installs busybox, in a temporary directory, with the native
+/// and the foreign architecture of the test repository.
+struct Fixture {
+    repo: DebianRepo,
+    native: String,
+    foreign: String,
+    work: tempfile::TempDir,
+    job: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let repo = DebianRepo::get();
+        let (native, foreign) = architectures(&repo);
+        let work = tempfile::tempdir().expect("temporary directory");
+        let job = write_job(work.path(), &repo);
+        Fixture { repo, native, foreign, work, job }
+    }
+
+    /// Returns `--platform` for both architectures, native first.
+    fn both_platforms(&self) -> String {
+        format!("{},{}", oci_platform(&self.native), oci_platform(&self.foreign))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    fn kuul(&self) -> assert_cmd::Command {
+        kuul_with_repo(&self.repo, self.work.path())
+    }
+
+    /// Runs `kuul build JOB --layout WORK/LAYOUT ARGS` and returns its output.
+    fn build(&self, layout: &str, args: &[&str]) -> std::process::Output {
+        self.kuul().arg("build").arg(&self.job).arg("--layout").arg(self.path(layout)).args(args).output().unwrap()
+    }
+
+    /// Runs [`Fixture::build`] and fails the test unless it succeeds.
+    fn build_ok(&self, layout: &str, args: &[&str]) {
+        let output = self.build(layout, args);
+        assert!(output.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// Runs `kuul lock JOB ARGS` and fails the test unless it succeeds.
+    fn lock_ok(&self, args: &[&str]) {
+        let output = self.kuul().arg("lock").arg(&self.job).args(args).output().expect("start kuul lock");
+        assert!(output.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    fn lock_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.job.join("kuul.lock")).expect("read kuul.lock")
+    }
+
+    /// Returns both architectures, sorted as kuul.lock lists them.
+    fn both_sorted(&self) -> Vec<String> {
+        let mut names = vec![self.native.clone(), self.foreign.clone()];
+        names.sort();
+        names
+    }
 }
 
 /// Reads the Debian architectures that `kuul.lock` holds package sets for.
@@ -106,14 +155,10 @@ fn oci_platform(debian_architecture: &str) -> String {
 
 #[test]
 fn packages_on_two_platforms_build_index() {
-    let repo = DebianRepo::get();
-    let (native, foreign) = architectures(&repo);
-    let work = tempfile::tempdir().expect("temporary directory");
-    let job = write_job(work.path(), &repo);
-    let layout = work.path().join("oci");
-    let platforms = format!("{},{}", oci_platform(&native), oci_platform(&foreign));
+    let fixture = Fixture::new();
+    let layout = fixture.path("oci");
 
-    let output = build(&repo, work.path(), &job, &layout, &["--platform", &platforms, "-o", "json"]);
+    let output = fixture.build("oci", &["--platform", &fixture.both_platforms(), "-o", "json"]);
     let summary = parse_json_stdout("kuul build --platform", &output);
     let entries = summary["platforms"].as_array().expect("a platform list");
     let machines: Vec<u16> =
@@ -126,40 +171,32 @@ fn packages_on_two_platforms_build_index() {
         })
         .collect();
 
-    assert_eq!(machines, [elf_machine(&native), elf_machine(&foreign)]);
-    assert!(package_architectures[0].iter().all(|arch| [native.as_str(), "all"].contains(arch)), "{summary}");
-    assert!(package_architectures[1].iter().all(|arch| [foreign.as_str(), "all"].contains(arch)), "{summary}");
-    assert_eq!(locked_architectures(&job), sorted([native.clone(), foreign.clone()]));
-}
-
-fn sorted(mut names: [String; 2]) -> [String; 2] {
-    names.sort();
-    names
+    assert_eq!(machines, [elf_machine(&fixture.native), elf_machine(&fixture.foreign)]);
+    let native = [fixture.native.as_str(), "all"];
+    assert!(package_architectures[0].iter().all(|arch| native.contains(arch)), "{summary}");
+    let foreign = [fixture.foreign.as_str(), "all"];
+    assert!(package_architectures[1].iter().all(|arch| foreign.contains(arch)), "{summary}");
+    assert_eq!(locked_architectures(&fixture.job), fixture.both_sorted());
 }
 
 #[test]
 fn native_platform_of_index_runs() {
     support::require_root();
-    let repo = DebianRepo::get();
-    let (native, foreign) = architectures(&repo);
-    let work = tempfile::tempdir().expect("temporary directory");
-    let job = write_job(work.path(), &repo);
-    let layout = work.path().join("oci");
-    let platforms = format!("{},{}", oci_platform(&foreign), oci_platform(&native));
-    let built = build(&repo, work.path(), &job, &layout, &["--platform", &platforms]);
-    assert!(built.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&built.stderr));
+    let fixture = Fixture::new();
+    let platforms = format!("{},{}", oci_platform(&fixture.foreign), oci_platform(&fixture.native));
+    fixture.build_ok("oci", &["--platform", &platforms]);
 
     // skopeo picks the build machine's manifest out of the index.
-    let native_layout = work.path().join("native");
+    let native_layout = fixture.path("native");
     support::require("skopeo");
     run_checked(
         "skopeo copy",
         Command::new("skopeo")
             .arg("copy")
-            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("oci:{}:latest", fixture.path("oci").display()))
             .arg(format!("oci:{}:latest", native_layout.display())),
     );
-    let bundle = work.path().join("bundle");
+    let bundle = fixture.path("bundle");
     umoci_unpack(&native_layout, "latest", &bundle);
     let output = runc_run(&bundle, &[], &[], &[], false);
 
@@ -169,119 +206,78 @@ fn native_platform_of_index_runs() {
 
 #[test]
 fn locked_build_needs_every_architecture() {
-    let repo = DebianRepo::get();
-    let (native, foreign) = architectures(&repo);
-    let work = tempfile::tempdir().expect("temporary directory");
-    let job = write_job(work.path(), &repo);
-    let platforms = format!("{},{}", oci_platform(&native), oci_platform(&foreign));
-    let single = build(&repo, work.path(), &job, &work.path().join("oci-1"), &[]);
-    assert!(single.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&single.stderr));
+    let fixture = Fixture::new();
+    fixture.build_ok("oci-1", &[]);
 
-    let layout = work.path().join("oci-2");
-    let output = build(&repo, work.path(), &job, &layout, &["--locked", "--platform", &platforms]);
+    let output = fixture.build("oci-2", &["--locked", "--platform", &fixture.both_platforms()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
     assert!(!output.status.success(), "the locked build succeeded\nstderr:\n{stderr}");
-    assert!(stderr.contains(&format!("locks no packages for architecture `{foreign}`")), "stderr:\n{stderr}");
+    let expected = format!("locks no packages for architecture `{}`", fixture.foreign);
+    assert!(stderr.contains(&expected), "stderr:\n{stderr}");
     assert!(stderr.contains("hint: run `kuul lock JOB_DIR --platform PLATFORMS`"), "stderr:\n{stderr}");
-    assert!(!layout.exists(), "the failed build left `{}` behind", layout.display());
+    assert!(!fixture.path("oci-2").exists(), "the failed build left its layout behind");
 }
 
 #[test]
 fn kuul_lock_platform_satisfies_locked_build() {
-    let repo = DebianRepo::get();
-    let (native, foreign) = architectures(&repo);
-    let work = tempfile::tempdir().expect("temporary directory");
-    let job = write_job(work.path(), &repo);
-    let platforms = format!("{},{}", oci_platform(&native), oci_platform(&foreign));
+    let fixture = Fixture::new();
+    fixture.lock_ok(&["--platform", &fixture.both_platforms()]);
 
-    let lock = kuul_with_repo(&repo, work.path())
-        .arg("lock")
-        .arg(&job)
-        .args(["--platform", &platforms])
-        .output()
-        .expect("start kuul lock");
-    assert!(lock.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&lock.stderr));
-    let output = build(&repo, work.path(), &job, &work.path().join("oci"), &["--locked", "--platform", &platforms]);
-
-    assert!(
-        output.status.success(),
-        "kuul build --locked failed\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    fixture.build_ok("oci", &["--locked", "--platform", &fixture.both_platforms()]);
 }
 
 #[test]
 fn kuul_lock_keeps_locked_architectures() {
-    let repo = DebianRepo::get();
-    let (native, foreign) = architectures(&repo);
-    let work = tempfile::tempdir().expect("temporary directory");
-    let job = write_job(work.path(), &repo);
-    let platforms = format!("{},{}", oci_platform(&native), oci_platform(&foreign));
-    let built = build(&repo, work.path(), &job, &work.path().join("oci"), &["--platform", &platforms]);
-    assert!(built.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&built.stderr));
+    let fixture = Fixture::new();
+    fixture.build_ok("oci", &["--platform", &fixture.both_platforms()]);
 
-    let lock = kuul_with_repo(&repo, work.path()).arg("lock").arg(&job).output().expect("start kuul lock");
+    fixture.lock_ok(&[]);
 
-    assert!(lock.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&lock.stderr));
-    assert_eq!(locked_architectures(&job), sorted([native, foreign]));
+    assert_eq!(locked_architectures(&fixture.job), fixture.both_sorted());
 }
 
 #[test]
 fn single_platform_build_keeps_other_architecture() {
-    let repo = DebianRepo::get();
-    let (native, foreign) = architectures(&repo);
-    let work = tempfile::tempdir().expect("temporary directory");
-    let job = write_job(work.path(), &repo);
-    let platforms = format!("{},{}", oci_platform(&native), oci_platform(&foreign));
-    let both = build(&repo, work.path(), &job, &work.path().join("oci-1"), &["--platform", &platforms]);
-    assert!(both.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&both.stderr));
-    let lock_before = std::fs::read(job.join("kuul.lock")).unwrap();
+    let fixture = Fixture::new();
+    fixture.build_ok("oci-1", &["--platform", &fixture.both_platforms()]);
+    let lock_before = fixture.lock_bytes();
 
-    let single = build(&repo, work.path(), &job, &work.path().join("oci-2"), &[]);
+    fixture.build_ok("oci-2", &[]);
 
-    assert!(single.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&single.stderr));
-    assert_eq!(std::fs::read(job.join("kuul.lock")).unwrap(), lock_before, "a native build changed kuul.lock");
+    assert_eq!(fixture.lock_bytes(), lock_before, "a native build changed kuul.lock");
 }
 
 #[test]
 fn changed_packages_drop_other_architecture() {
-    let repo = DebianRepo::get();
-    let (native, foreign) = architectures(&repo);
-    let work = tempfile::tempdir().expect("temporary directory");
-    let job = write_job(work.path(), &repo);
-    let platforms = format!("{},{}", oci_platform(&native), oci_platform(&foreign));
-    let both = build(&repo, work.path(), &job, &work.path().join("oci-1"), &["--platform", &platforms]);
-    assert!(both.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&both.stderr));
-    let toml = std::fs::read_to_string(job.join("kuul.toml")).unwrap();
-    std::fs::write(
-        job.join("kuul.toml"),
-        toml.replace("packages = [\"busybox\"]", "packages = [\"busybox\", \"libc6\"]"),
-    )
-    .unwrap();
+    let fixture = Fixture::new();
+    fixture.build_ok("oci-1", &["--platform", &fixture.both_platforms()]);
+    let toml = std::fs::read_to_string(fixture.job.join("kuul.toml")).unwrap();
+    let changed = toml.replace("packages = [\"busybox\"]", "packages = [\"busybox\", \"libc6\"]");
+    std::fs::write(fixture.job.join("kuul.toml"), changed).unwrap();
 
-    let single = build(&repo, work.path(), &job, &work.path().join("oci-2"), &[]);
+    fixture.build_ok("oci-2", &[]);
 
-    assert!(single.status.success(), "kuul build failed\nstderr:\n{}", String::from_utf8_lossy(&single.stderr));
-    assert_eq!(locked_architectures(&job), [native]);
+    assert_eq!(locked_architectures(&fixture.job), [fixture.native.clone()]);
 }
 
 /// Publishes a two-platform base of `libc6` and `busybox` as
 /// `e2e/debbase:latest` and returns its reference.
-fn publish_two_platform_base(registry: &support::Registry, repo: &DebianRepo, work: &Path, platforms: &str) -> String {
-    let dir = work.join("debbase");
+fn publish_two_platform_base(fixture: &Fixture, registry: &support::Registry) -> String {
+    let dir = fixture.path("debbase");
     std::fs::create_dir_all(&dir).expect("create the base job directory");
     let toml = format!(
         "[job]\nname = \"debbase\"\nschedule = \"@daily\"\ncommand = [\"/usr/bin/busybox\", \"true\"]\n\n\
          [image]\nfiles = []\npackages = [\"libc6\", \"busybox\"]\n\n[debian]\nkeyring = \"{}\"\n",
-        repo.keyring().display()
+        fixture.repo.keyring().display()
     );
     std::fs::write(dir.join("kuul.toml"), toml).expect("write kuul.toml");
 
-    let output = kuul_with_repo(repo, work)
+    let output = fixture
+        .kuul()
         .arg("publish")
         .arg(&dir)
-        .args(["--registry", &format!("{}/e2e", registry.host_port()), "--platform", platforms])
+        .args(["--registry", &format!("{}/e2e", registry.host_port()), "--platform", &fixture.both_platforms()])
         .output()
         .expect("start kuul publish");
     assert!(
@@ -294,27 +290,17 @@ fn publish_two_platform_base(registry: &support::Registry, repo: &DebianRepo, wo
 
 #[test]
 fn kuul_lock_reads_each_platform_base() {
-    let repo = DebianRepo::get();
-    let (native, foreign) = architectures(&repo);
+    let fixture = Fixture::new();
     let registry = support::Registry::start();
-    let work = tempfile::tempdir().expect("temporary directory");
-    let platforms = format!("{},{}", oci_platform(&native), oci_platform(&foreign));
-    let base = publish_two_platform_base(&registry, &repo, work.path(), &platforms);
-    let job = write_job(work.path(), &repo);
-    let toml = std::fs::read_to_string(job.join("kuul.toml")).unwrap();
-    std::fs::write(job.join("kuul.toml"), toml.replace("[image]\n", &format!("[image]\nbase = \"{base}\"\n"))).unwrap();
+    let base = publish_two_platform_base(&fixture, &registry);
+    let toml = std::fs::read_to_string(fixture.job.join("kuul.toml")).unwrap();
+    std::fs::write(fixture.job.join("kuul.toml"), toml.replace("[image]\n", &format!("[image]\nbase = \"{base}\"\n")))
+        .unwrap();
 
-    let lock = kuul_with_repo(&repo, work.path())
-        .arg("lock")
-        .arg(&job)
-        .args(["--platform", &platforms])
-        .output()
-        .expect("start kuul lock");
-    assert!(lock.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&lock.stderr));
-    let text = std::fs::read_to_string(job.join("kuul.lock")).unwrap();
+    fixture.lock_ok(&["--platform", &fixture.both_platforms()]);
+    let text = std::fs::read_to_string(fixture.job.join("kuul.lock")).unwrap();
     let table: toml::Table = text.parse().unwrap();
     let architectures = table["architecture"].as_array().expect("architecture tables");
-    let locked = build(&repo, work.path(), &job, &work.path().join("oci"), &["--locked", "--platform", &platforms]);
 
     for entry in architectures {
         let name = entry["name"].as_str().unwrap();
@@ -323,9 +309,5 @@ fn kuul_lock_reads_each_platform_base() {
         assert!(busybox.is_some(), "{name}: the base's busybox is not recorded:\n{text}");
         assert!(entry.get("package").is_none(), "{name}: packages locked although the base has them:\n{text}");
     }
-    assert!(
-        locked.status.success(),
-        "kuul build --locked failed\nstderr:\n{}",
-        String::from_utf8_lossy(&locked.stderr)
-    );
+    fixture.build_ok("oci", &["--locked", "--platform", &fixture.both_platforms()]);
 }
