@@ -363,6 +363,33 @@ fn index_without_build_platform_fails() {
 }
 
 #[test]
+fn single_platform_base_rejects_other_platform() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = publish_base(&registry, work.path());
+    let job_dir = derived_job(work.path(), &base);
+    let host = kuul::build::host_architecture();
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    let layout = work.path().join("oci");
+
+    let output = support::kuul()
+        .arg("build")
+        .arg(&job_dir)
+        .arg("--layout")
+        .arg(&layout)
+        .args(["--platform", &format!("linux/{host},linux/{other}")])
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .output()
+        .expect("start kuul build");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    let expected = format!("single-platform image for `linux/{host}`, not `linux/{other}`");
+    assert!(stderr.contains(&expected), "stderr:\n{stderr}");
+    assert!(!layout.exists(), "the failed build left its layout behind");
+}
+
+#[test]
 fn base_by_digest_pins_manifest() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();

@@ -89,8 +89,12 @@ pub(crate) async fn pull_base_with_policy(
     session.authenticate().await?;
     let (bytes, digest) = session.manifest(&top_reference(reference), reference.digest.as_deref()).await?;
 
+    let mut single_platform = false;
     let image = match manifest::parse_document(&bytes, None)? {
-        ManifestDocument::Image(image) => image,
+        ManifestDocument::Image(image) => {
+            single_platform = true;
+            image
+        }
         ManifestDocument::Index(entries) => {
             let chosen = manifest::select_platform(&entries, platform)?;
             let child = &chosen.descriptor.digest;
@@ -105,6 +109,9 @@ pub(crate) async fn pull_base_with_policy(
     };
 
     let config = session.small_blob(&image.config).await?;
+    if single_platform {
+        manifest::check_config_platform(&config, platform)?;
+    }
     let layer_paths = session.layers(&image, &options.cache_dir, reporter).await?;
 
     Ok(PulledBase { name: reference.to_string(), digest, manifest: image, config, layer_paths })

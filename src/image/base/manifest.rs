@@ -167,6 +167,38 @@ fn index_entry(raw: RawDescriptor) -> IndexEntry {
     }
 }
 
+/// Checks that a single-platform base's config is for `platform`, since
+/// nothing else marks the platform of an image manifest. A config without
+/// `architecture` is accepted, because nothing can be checked.
+pub fn check_config_platform(config: &[u8], platform: &Platform) -> Result<(), BaseError> {
+    #[derive(Deserialize)]
+    struct ConfigPlatform {
+        #[serde(default)]
+        os: String,
+        #[serde(default)]
+        architecture: String,
+        #[serde(default)]
+        variant: Option<String>,
+    }
+
+    let found: ConfigPlatform =
+        serde_json::from_slice(config).map_err(|error| BaseError::InvalidConfig { reason: error.to_string() })?;
+    if found.architecture.is_empty() {
+        return Ok(());
+    }
+
+    let os = if found.os.is_empty() { "linux".to_owned() } else { found.os };
+    let found = IndexPlatform { os, architecture: found.architecture, variant: found.variant };
+    if platform.accepts(&found) {
+        return Ok(());
+    }
+    let found = match &found.variant {
+        Some(variant) => format!("{}/{}/{variant}", found.os, found.architecture),
+        None => format!("{}/{}", found.os, found.architecture),
+    };
+    Err(BaseError::PlatformMismatch { platform: platform.to_string(), found })
+}
+
 /// Picks the manifest for `platform` from an index. Attestation entries,
 /// `unknown/unknown` entries and entries that are not image manifests are
 /// skipped. A platform the index lacks is an error, never a fallback.
@@ -309,5 +341,26 @@ mod tests {
         );
         let error = parse_document(manifest.as_bytes(), None).unwrap_err();
         assert!(matches!(error, BaseError::UnsupportedMediaType { what: "layer", .. }), "{error:?}");
+    }
+
+    #[test]
+    fn config_of_requested_platform_accepted() {
+        let config = br#"{"os":"linux","architecture":"arm64","variant":"v8"}"#;
+
+        assert!(check_config_platform(config, &Platform::linux("arm64")).is_ok());
+    }
+
+    #[test]
+    fn config_of_other_platform_rejected() {
+        let config = br#"{"os":"linux","architecture":"amd64"}"#;
+
+        let error = check_config_platform(config, &Platform::linux("arm64")).unwrap_err().to_string();
+
+        assert!(error.contains("single-platform image for `linux/amd64`, not `linux/arm64`"), "{error}");
+    }
+
+    #[test]
+    fn config_without_architecture_accepted() {
+        assert!(check_config_platform(br#"{"rootfs":{}}"#, &Platform::linux("arm64")).is_ok());
     }
 }

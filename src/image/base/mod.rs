@@ -45,6 +45,11 @@ pub enum BaseError {
     PlatformNotFound { platform: String, available: String },
 
     #[error(
+        "the base image is a single-platform image for `{found}`, not `{platform}`\nhint: use a multi-platform base (an image index) that has `{platform}`, or build for `{found}` only"
+    )]
+    PlatformMismatch { platform: String, found: String },
+
+    #[error(
         "base image blob `{digest}` has digest `{actual}`\nhint: remove the blob from the cache `{}` and build again", cache.display()
     )]
     DigestMismatch { digest: String, actual: String, cache: PathBuf },
