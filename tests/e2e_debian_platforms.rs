@@ -258,7 +258,7 @@ fn changed_packages_drop_other_architecture() {
 
     fixture.build_ok("oci-2", &[]);
 
-    assert_eq!(locked_architectures(&fixture.job), [fixture.native.clone()]);
+    assert_eq!(locked_architectures(&fixture.job), std::slice::from_ref(&fixture.native));
 }
 
 /// Publishes a two-platform base of `libc6` and `busybox` as
