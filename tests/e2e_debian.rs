@@ -335,6 +335,31 @@ fn expired_release_accepted_without_check() {
 }
 
 #[test]
+fn kuul_lock_replaces_damaged_lock() {
+    let repo = DebianRepo::get();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let job = busybox_job(work.path(), &repo.keyring(), "");
+    std::fs::write(job.join("kuul.lock"), "version = 2\n\n[[architecture]]\nname = \"amd64\n").unwrap();
+    let layout = work.path().join("oci");
+    let damaged = build(&job, &layout, &repo.file_url(), &work.path().join("cache"), &[]);
+    assert_build_fails(&damaged, &layout, "line 4, column");
+
+    let lock = kuul()
+        .arg("lock")
+        .arg(&job)
+        .env("KUUL_DEBIAN_MIRROR", repo.file_url())
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&lock.stderr);
+    let rebuilt = build(&job, &layout, &repo.file_url(), &work.path().join("cache"), &["--locked"]);
+
+    assert!(lock.status.success(), "kuul lock failed\nstderr:\n{stderr}");
+    assert!(stderr.contains("warning: replacing"), "stderr:\n{stderr}");
+    assert!(rebuilt.status.success(), "kuul build --locked failed: {}", String::from_utf8_lossy(&rebuilt.stderr));
+}
+
+#[test]
 fn path_traversal_deb_rejected() {
     let repo = DebianRepo::get();
     let work = tempfile::tempdir().expect("temporary directory");

@@ -11,7 +11,7 @@ use crate::registry::BaseReference;
 use crate::registry::pull::PullOptions;
 use crate::sources::debian::fetch::Cache;
 use crate::sources::debian::lock::{LOCK_FILE, Lock, LockedBase};
-use crate::sources::debian::{self, DebianOptions, LockTarget};
+use crate::sources::debian::{self, DebianError, DebianOptions, LockTarget};
 use crate::spec::Spec;
 
 pub fn run(args: LockArgs) -> anyhow::Result<()> {
@@ -29,8 +29,9 @@ pub fn run(args: LockArgs) -> anyhow::Result<()> {
         job_dir.join(SPEC_FILE).display()
     );
     let lock_path = job_dir.join(LOCK_FILE);
+    let existing = read_or_discard(&lock_path)?;
     // Checked before any registry request, so a mistyped flag fails at once.
-    let platforms = lock_platforms(&spec, &args.platform, &Lock::read(&lock_path)?)?;
+    let platforms = lock_platforms(&spec, &args.platform, &existing)?;
 
     let cache_dir = args.cache_dir.clone().unwrap_or_else(Cache::default_root);
     let pull_options = PullOptions {
@@ -67,6 +68,19 @@ pub fn run(args: LockArgs) -> anyhow::Result<()> {
         lock.sets.iter().map(|set| format!("{} packages for {}", set.packages.len(), set.architecture())).collect();
     eprintln!("wrote {} ({})", lock_path.display(), counts.join(", "));
     Ok(())
+}
+
+/// Reads kuul.lock. A lock that cannot be read is removed with a warning,
+/// because `kuul lock` writes a new one anyway and is the way to repair it.
+fn read_or_discard(lock_path: &std::path::Path) -> anyhow::Result<Option<Lock>> {
+    match Lock::read(lock_path) {
+        Err(DebianError::InvalidLock { reason, .. }) => {
+            eprintln!("warning: replacing `{}`, which cannot be read: {reason}", lock_path.display());
+            std::fs::remove_file(lock_path).with_context(|| format!("failed to remove `{}`", lock_path.display()))?;
+            Ok(None)
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Returns the platforms whose packages `kuul lock` resolves. These are the

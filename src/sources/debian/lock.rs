@@ -166,10 +166,13 @@ impl Lock {
         };
         let invalid = |reason: String| DebianError::InvalidLock { path: path.to_owned(), reason };
 
-        let table: toml::Table = toml::from_str(&text).map_err(|error| invalid(error.message().to_owned()))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|error| invalid(located(&text, &error)))?;
         let lock = match table.get("version").and_then(toml::Value::as_integer) {
             Some(1) => table.try_into::<LockFileV1>().map(|file| Ok(Lock::from(file))),
             Some(2) => table.try_into::<LockFile>().map(Lock::try_from),
+            Some(other) if other > i64::from(LOCK_VERSION) => {
+                return Err(invalid(format!("version `{other}` was written by a newer kuul")));
+            }
             Some(other) => return Err(invalid(format!("unsupported version `{other}`"))),
             None => return Err(invalid("missing integer `version`".to_owned())),
         };
@@ -210,6 +213,17 @@ impl Lock {
         }
         lock.write(path)
     }
+}
+
+/// Returns a TOML error's message with the line and column it starts at.
+fn located(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else {
+        return error.message().to_owned();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    format!("line {line}, column {column}: {}", error.message())
 }
 
 /// `kuul.lock` version 2 as stored.
@@ -420,7 +434,7 @@ mod tests {
 
         let error = Lock::read(&path).unwrap_err().to_string();
 
-        assert!(error.contains("unsupported version `3`"), "{error}");
+        assert!(error.contains("version `3` was written by a newer kuul"), "{error}");
     }
 
     #[test]
@@ -536,5 +550,14 @@ mod tests {
         let set = sample().sets.remove(0);
 
         assert!(set.diff(&set).is_empty());
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let (_dir, path) = write_text("version = 2\n\n[[architecture]]\nname = \"amd64\n");
+
+        let error = Lock::read(&path).unwrap_err().to_string();
+
+        assert!(error.contains("line 4, column"), "{error}");
     }
 }
