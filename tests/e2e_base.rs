@@ -390,6 +390,36 @@ fn single_platform_base_rejects_other_platform() {
 }
 
 #[test]
+fn missing_base_tag_named() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    publish_base(&registry, work.path());
+    let missing = format!("{}/e2e/hello:13", registry.host_port());
+    let job_dir = derived_job(work.path(), &missing);
+
+    let output = build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(stderr.contains(&format!("base image `{missing}` not found")), "stderr:\n{stderr}");
+    assert!(stderr.contains("hint: check the repository and the tag in `image.base`"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn missing_base_repository_named() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let missing = format!("{}/e2e/nothing:1", registry.host_port());
+    let job_dir = derived_job(work.path(), &missing);
+
+    let output = build(&job_dir, &work.path().join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    assert!(stderr.contains(&format!("base image `{missing}` not found")), "stderr:\n{stderr}");
+}
+
+#[test]
 fn base_by_digest_pins_manifest() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();

@@ -109,7 +109,25 @@ pub enum RegistryError {
     NotFound { registry: String, repository: String },
 
     #[error(
-        "registry `{registry}` failed while pushing `{repository}` ({status})\n\
+        "no permission to pull `{repository}` from registry `{registry}` (403 Forbidden)\n\
+         hint: check the credentials for `{registry}` in the Docker config, or ask the registry's administrator for pull access"
+    )]
+    PullForbidden { registry: String, repository: String },
+
+    #[error(
+        "base image repository `{repository}` not found on registry `{registry}` (404 Not Found)\n\
+         hint: check the repository in `image.base`"
+    )]
+    BaseRepositoryNotFound { registry: String, repository: String },
+
+    #[error(
+        "base image `{image}` not found on its registry (404 Not Found)\n\
+         hint: check the repository and the tag in `image.base`, and that the base image was pushed"
+    )]
+    ManifestNotFound { image: String },
+
+    #[error(
+        "registry `{registry}` failed a request for `{repository}` ({status})\n\
          hint: this is a registry-side error; retry later"
     )]
     ServerError { registry: String, repository: String, status: u16 },
@@ -192,6 +210,9 @@ pub(crate) struct RequestContext<'a> {
     /// Whether the request used HTTPS, so a connection failure may be a TLS
     /// failure.
     pub https: bool,
+    /// Whether kuul pulls from the repository rather than pushes to it,
+    /// which changes the advice in errors.
+    pub pull: bool,
 }
 
 impl RequestContext<'_> {
@@ -214,7 +235,9 @@ impl RequestContext<'_> {
 
         match status {
             401 => RegistryError::Unauthorized { registry, repository },
+            403 if self.pull => RegistryError::PullForbidden { registry, repository },
             403 => RegistryError::Forbidden { registry, repository },
+            404 if self.pull => RegistryError::BaseRepositoryNotFound { registry, repository },
             404 => RegistryError::NotFound { registry, repository },
             // A 429 Too Many Requests response is retried like a 5xx, because it
             // clears after a wait.

@@ -199,7 +199,8 @@ impl<'a> PullSession<'a> {
         credential: Credential,
         policy: RetryPolicy,
     ) -> Result<PullSession<'a>, RegistryError> {
-        let context = RequestContext { registry: &base.registry, repository: &base.repository, https: !plain_http };
+        let context =
+            RequestContext { registry: &base.registry, repository: &base.repository, https: !plain_http, pull: true };
         let pull_scope = vec![format!("repository:{}:pull", base.repository)];
 
         Ok(PullSession {
@@ -229,6 +230,9 @@ impl<'a> PullSession<'a> {
 
         let bytes = retry(&self.policy, &self.http.context, "manifest download", REQUEST_TIMEOUT, || async {
             let response = self.http.send(&self.pull_scope, |client| client.get(&url).header(ACCEPT, &accept)).await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(self.manifest_not_found(response, reference).await);
+            }
             if response.status() != StatusCode::OK {
                 return Err(self.http.status_failure(response).await);
             }
@@ -245,6 +249,22 @@ impl<'a> PullSession<'a> {
             );
         }
         Ok((bytes.to_vec(), actual))
+    }
+
+    /// Maps a 404 for a manifest: a missing repository (`NAME_UNKNOWN`, the
+    /// distribution spec's code) or, for any other body, a missing tag or
+    /// digest.
+    async fn manifest_not_found(&self, response: reqwest::Response, reference: &str) -> Failure {
+        let body = response.text().await.unwrap_or_default();
+        let registry = self.http.context.registry.to_string();
+        let repository = self.http.context.repository.to_string();
+        let separator = if reference.starts_with("sha256:") { '@' } else { ':' };
+        let error = if body.contains("NAME_UNKNOWN") {
+            RegistryError::BaseRepositoryNotFound { registry, repository }
+        } else {
+            RegistryError::ManifestNotFound { image: format!("{registry}/{repository}{separator}{reference}") }
+        };
+        Failure::from(error)
     }
 
     /// Fetches a small blob (the config) into memory and checks its digest.

@@ -289,8 +289,12 @@ impl<'a> Session<'a> {
         mount_from: Option<&'a MountSource>,
         policy: RetryPolicy,
     ) -> Result<Session<'a>, RegistryError> {
-        let context =
-            RequestContext { registry: target.registry(), repository: target.repository(), https: !plain_http };
+        let context = RequestContext {
+            registry: target.registry(),
+            repository: target.repository(),
+            https: !plain_http,
+            pull: false,
+        };
         let push_scope = vec![format!("repository:{}:pull,push", target.repository())];
         let mount_from = mount_from.filter(|source| source.registry == target.registry());
 

@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     const CONTEXT: RequestContext<'static> =
-        RequestContext { registry: "127.0.0.1:5000", repository: "job", https: false };
+        RequestContext { registry: "127.0.0.1:5000", repository: "job", https: false, pull: false };
 
     fn server_error(status: u16) -> RegistryError {
         RegistryError::ServerError { registry: "127.0.0.1:5000".to_string(), repository: "job".to_string(), status }
