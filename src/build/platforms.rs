@@ -24,9 +24,9 @@ pub enum PlatformError {
     HostBinaries { platform: String, host: String },
 
     #[error(
-        "`debian.architecture` is `{architecture}` but `--platform` asks for `{platform}`\nhint: remove `debian.architecture` from kuul.toml, so each platform installs packages of its own architecture"
+        "`debian.architecture` is `{architecture}`, but `--platform` requests `{platform}`, which runs `{expected}` packages\nhint: remove `debian.architecture` from kuul.toml, so each platform installs packages of its own architecture"
     )]
-    DebianArchitecture { architecture: String, platform: String },
+    DebianArchitecture { architecture: String, platform: String, expected: String },
 
     #[error(
         "platforms `{first}` and `{second}` both install Debian packages of architecture `{architecture}`\nhint: list one of them in `--platform`"
@@ -86,6 +86,11 @@ pub fn resolve(
     default_architecture: &str,
 ) -> Result<Vec<Platform>, PlatformError> {
     if requested.is_empty() {
+        if !spec.image.packages.is_empty()
+            && let Some(architecture) = &spec.debian.architecture
+        {
+            return Ok(vec![debian_platform(architecture)]);
+        }
         return Ok(vec![Platform::linux(default_architecture)]);
     }
 
@@ -111,11 +116,12 @@ fn same_machine(platform: &Platform, host: &Platform) -> bool {
 fn check_packages(spec: &Spec, requested: &[Platform]) -> Result<(), PlatformError> {
     for (position, platform) in requested.iter().enumerate() {
         if let Some(architecture) = &spec.debian.architecture
-            && debian::oci_architecture(architecture) != platform.architecture
+            && debian_architecture(platform) != architecture
         {
             return Err(PlatformError::DebianArchitecture {
                 architecture: architecture.clone(),
                 platform: platform.to_string(),
+                expected: debian_architecture(platform).to_owned(),
             });
         }
 
@@ -275,5 +281,24 @@ mod tests {
 
             assert_eq!(debian_architecture(&platform), architecture, "{platform}");
         }
+    }
+
+    #[test]
+    fn resolve_rejects_debian_architecture_of_other_variant() {
+        let requested = parse("linux/arm/v6").unwrap();
+        let text = "packages = [\"busybox\"]\n\n[debian]\narchitecture = \"armhf\"";
+
+        let result = resolve(&spec(text), &requested, "amd64");
+
+        assert!(matches!(result, Err(PlatformError::DebianArchitecture { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn resolve_defaults_to_debian_architecture_platform() {
+        let text = "packages = [\"busybox\"]\n\n[debian]\narchitecture = \"armel\"";
+
+        let platforms = resolve(&spec(text), &[], "amd64").unwrap();
+
+        assert_eq!(platforms, parse("linux/arm/v5").unwrap());
     }
 }
