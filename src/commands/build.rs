@@ -126,10 +126,10 @@ fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json:
             })
             .collect::<Vec<_>>()
     });
-    // A multi-platform build lists its layers per platform.
-    let (size, layers) = match &build.index {
-        Some(index) => (index.total_size(), serde_json::Value::Null),
-        None => (build.image.total_size(), layers),
+    // A multi-platform build lists its layers and packages per platform.
+    let (size, layers, packages) = match &build.index {
+        Some(index) => (index.total_size(), serde_json::Value::Null, serde_json::Value::Null),
+        None => (build.image.total_size(), layers, json!(build.packages.as_ref().map(json_packages))),
     };
     json!({
         "digest": build.digest(),
@@ -139,7 +139,7 @@ fn json_summary(build: &Build, tarball: Option<&std::path::Path>) -> serde_json:
         "tag": build.tag,
         "tarball": tarball,
         "layers": layers,
-        "packages": build.packages.as_ref().map(json_packages),
+        "packages": packages,
     })
 }
 
