@@ -238,6 +238,26 @@ fn kuul_lock_keeps_locked_architectures() {
 }
 
 #[test]
+fn kuul_lock_names_dropped_architecture() {
+    let fixture = Fixture::new();
+    fixture.build_ok("oci", &["--platform", &fixture.both_platforms()]);
+
+    let output = fixture
+        .kuul()
+        .arg("lock")
+        .arg(&fixture.job)
+        .args(["--platform", &oci_platform(&fixture.native)])
+        .output()
+        .expect("start kuul lock");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(output.status.success(), "kuul lock failed\nstderr:\n{stderr}");
+    let expected = format!("removed the packages of `{}` from the lock", fixture.foreign);
+    assert!(stderr.contains(&expected), "stderr:\n{stderr}");
+    assert_eq!(locked_architectures(&fixture.job), std::slice::from_ref(&fixture.native));
+}
+
+#[test]
 fn single_platform_build_keeps_other_architecture() {
     let fixture = Fixture::new();
     fixture.build_ok("oci-1", &["--platform", &fixture.both_platforms()]);

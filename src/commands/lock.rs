@@ -67,6 +67,18 @@ pub fn run(args: LockArgs) -> anyhow::Result<()> {
     let counts: Vec<String> =
         lock.sets.iter().map(|set| format!("{} packages for {}", set.packages.len(), set.architecture())).collect();
     eprintln!("wrote {} ({})", lock_path.display(), counts.join(", "));
+    let dropped: Vec<&str> = existing
+        .iter()
+        .flat_map(|existing| &existing.sets)
+        .map(|set| set.architecture())
+        .filter(|architecture| lock.set(architecture).is_none())
+        .collect();
+    if !dropped.is_empty() {
+        eprintln!(
+            "removed the packages of {} from the lock, because the platforms locked now do not include them",
+            dropped.iter().map(|architecture| format!("`{architecture}`")).collect::<Vec<_>>().join(", ")
+        );
+    }
     Ok(())
 }
 

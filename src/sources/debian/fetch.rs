@@ -150,7 +150,7 @@ impl Fetcher {
 
         let actual = hex::encode(hasher.finalize());
         if actual != download.sha256 || written != download.size {
-            return Err(DebianError::ChecksumMismatch {
+            return Err(DebianError::PackageChecksumMismatch {
                 what: format!("package file `{url}`"),
                 expected: format!("{} ({} bytes)", download.sha256, download.size),
                 actual: format!("{actual} ({written} bytes)"),

@@ -108,13 +108,23 @@ impl PackageSet {
         if self.request.installed != other.request.installed {
             lines.push("the packages installed in the base image changed".to_owned());
         }
+        let same_version = |a: &LockedPackage, b: &LockedPackage| a.name == b.name && a.version == b.version;
         for package in &self.packages {
-            if !other.packages.contains(package) {
+            if other.packages.contains(package) {
+                continue;
+            }
+            if other.packages.iter().any(|changed| same_version(package, changed)) {
+                lines.push(format!(
+                    "~ {} {}: another file, size or SHA256 for the same version",
+                    package.name, package.version
+                ));
+            } else {
                 lines.push(format!("- {} {}", package.name, package.version));
             }
         }
         for package in &other.packages {
-            if !self.packages.contains(package) {
+            let listed = self.packages.iter().any(|old| same_version(old, package));
+            if !self.packages.contains(package) && !listed {
                 lines.push(format!("+ {} {}", package.name, package.version));
             }
         }
@@ -559,5 +569,14 @@ mod tests {
         let error = Lock::read(&path).unwrap_err().to_string();
 
         assert!(error.contains("line 4, column"), "{error}");
+    }
+
+    #[test]
+    fn diff_names_changed_file_of_same_version() {
+        let old = sample().sets.remove(0);
+        let mut new = old.clone();
+        new.packages[0].sha256 = "cd".repeat(32);
+
+        assert_eq!(old.diff(&new), ["~ busybox 1:1.35.0-4+b3: another file, size or SHA256 for the same version"]);
     }
 }

@@ -118,6 +118,11 @@ pub enum DebianError {
     )]
     ChecksumMismatch { what: String, expected: String, actual: String },
 
+    #[error(
+        "checksum mismatch for {what}\n  expected: {expected} (from kuul.lock or the Packages index)\n  actual:   {actual}\nhint: the mirror may be in the middle of an update, or the file was altered; try again later or use another mirror. When the mirror rebuilt the package, `kuul lock JOB_DIR` records the file that its signed index lists now"
+    )]
+    PackageChecksumMismatch { what: String, expected: String, actual: String },
+
     #[error(transparent)]
     Resolve(Box<resolve::ResolveError>),
 
