@@ -240,7 +240,7 @@ fn build_platform(
     let program_from_base = base.as_ref().is_some_and(|base| {
         base.tree.resolve(&program).map(|(_, entry)| entry) == tree.resolve(&program).map(|(_, entry)| entry)
     });
-    check_interpreter(&tree, &program, &path_var, program_from_base)?;
+    check_interpreter(&tree, &program, &path_var, program_from_base, !spec.image.packages.is_empty())?;
     let command = container_command(spec, job_dir);
 
     let mut settings = image_settings(spec, &command, &path_var, uid, gid, options.created, architecture);
@@ -467,12 +467,20 @@ fn resolve_program(spec: &Spec, tree: &ImageTree, path_var: &str) -> Result<Stri
                     .to_owned(),
             });
         }
-        return Err(BuildError::Command {
-            message: format!("command `{program}` from `job.command` is not in the image"),
-            hint: format!(
+        let hint = if spec.image.packages.is_empty() {
+            format!(
                 "list the script in `image.files` (it is placed under `{}`), or add the program to `image.binaries`",
                 spec.image.workdir
-            ),
+            )
+        } else {
+            format!(
+                "list the script in `image.files` (it is placed under `{}`), add a package that installs the program to `image.packages`, or link the name to a program in `[image.symlinks]`; Debian's busybox package installs no `sh`, so a shell needs `\"/bin/sh\" = \"busybox\"`",
+                spec.image.workdir
+            )
+        };
+        return Err(BuildError::Command {
+            message: format!("command `{program}` from `job.command` is not in the image"),
+            hint,
         });
     };
 
@@ -492,7 +500,13 @@ fn resolve_program(spec: &Spec, tree: &ImageTree, path_var: &str) -> Result<Stri
 /// show up when the CronJob runs, as `exec format error` or `no such file`.
 /// `from_base` marks a program that is the base image's own file, which
 /// changes only the hint.
-fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str, from_base: bool) -> Result<(), BuildError> {
+fn check_interpreter(
+    tree: &ImageTree,
+    program: &str,
+    path_var: &str,
+    from_base: bool,
+    has_packages: bool,
+) -> Result<(), BuildError> {
     let (resolved, entry) = tree.resolve(program).expect("resolve_program() checked the path");
     // Base layers may store a program as a hard link to another path.
     let entry = match &entry.kind {
@@ -517,7 +531,7 @@ fn check_interpreter(tree: &ImageTree, program: &str, path_var: &str, from_base:
             ));
         }
         if !tree.contains(&interpreter) {
-            return Err(missing_interpreter(program, &interpreter, &interpreter_hint(&interpreter)));
+            return Err(missing_interpreter(program, &interpreter, &interpreter_hint(&interpreter, has_packages)));
         }
         if interpreter.rsplit('/').next() == Some("env") {
             let name = words.find(|word| !word.starts_with('-')).unwrap_or_default();
@@ -558,8 +572,20 @@ fn missing_interpreter(program: &str, interpreter: &str, hint: &str) -> BuildErr
     }
 }
 
-fn interpreter_hint(interpreter: &str) -> String {
+/// Suggests how to add a missing interpreter: from Debian packages when
+/// the job installs any, else from the build machine.
+fn interpreter_hint(interpreter: &str, has_packages: bool) -> String {
     let name = interpreter.rsplit('/').next().unwrap_or(interpreter);
+    if has_packages {
+        return match name {
+            "sh" | "ash" | "env" => format!(
+                "add `busybox` to `image.packages` and `\"{interpreter}\" = \"busybox\"` to `[image.symlinks]`, because Debian's busybox package installs no `{name}` link"
+            ),
+            _ => format!(
+                "add the package that installs `{interpreter}` to `image.packages`, or change the `#!` line to a program the image has"
+            ),
+        };
+    }
     match name {
         "env" => format!(
             "add `busybox` to `image.binaries` and `\"{interpreter}\" = \"busybox\"` to `[image.symlinks]`; \

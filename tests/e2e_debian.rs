@@ -360,6 +360,25 @@ fn kuul_lock_replaces_damaged_lock() {
 }
 
 #[test]
+fn missing_shell_hint_names_packages() {
+    let repo = DebianRepo::get();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let toml = format!(
+        "[job]\nname = \"shell\"\nschedule = \"@daily\"\ncommand = [\"run.sh\"]\n\n[image]\npackages = [\"busybox\"]\n\n{}",
+        debian_table(&repo.keyring(), "")
+    );
+    let job = write_job(work.path(), "shell", &toml, &[("run.sh", "#!/bin/sh\necho hi\n", 0o755)]);
+    let layout = work.path().join("oci");
+
+    let output = build(&job, &layout, &repo.file_url(), &work.path().join("cache"), &[]);
+
+    assert_build_fails(&output, &layout, "interpreter `/bin/sh` of command `/job/run.sh` is not in the image");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`\"/bin/sh\" = \"busybox\"` to `[image.symlinks]`"), "stderr:\n{stderr}");
+    assert!(stderr.contains("`image.packages`"), "stderr:\n{stderr}");
+}
+
+#[test]
 fn path_traversal_deb_rejected() {
     let repo = DebianRepo::get();
     let work = tempfile::tempdir().expect("temporary directory");

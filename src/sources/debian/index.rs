@@ -72,6 +72,7 @@ pub fn fetch_indexes(
                 return Err(DebianError::NoIndex {
                     url: fetcher.url(&format!("dists/{suite}/{directory}/")),
                     architecture: architecture.clone(),
+                    available: release.architectures.join(" "),
                 });
             };
 

@@ -101,9 +101,9 @@ pub enum DebianError {
     Keyring { path: PathBuf, reason: String },
 
     #[error(
-        "no Packages index for architecture `{architecture}` under `{url}`\nhint: check `debian.architecture` and `debian.components`"
+        "no Packages index for architecture `{architecture}` under `{url}` (the Release file lists architectures `{available}`)\nhint: build for a platform whose architecture the repository has (`--platform`, or `debian.architecture` in kuul.toml), and check `debian.components`"
     )]
-    NoIndex { url: String, architecture: String },
+    NoIndex { url: String, architecture: String, available: String },
 
     #[error(
         "repository `Release` file `{url}` expired at {valid_until}\nhint: the mirror serves an outdated copy of the repository; use an up-to-date mirror, or set `debian.check_valid_until = false` for an archive snapshot"
