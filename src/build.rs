@@ -148,6 +148,9 @@ fn build_into(
     let spec = spec::load(&job_dir.join(SPEC_FILE))?;
     let platforms = platforms::resolve(&spec, &options.platforms, &image_architecture(&spec))?;
     let tag = spec.tag().to_owned();
+    let mut options = options.clone();
+    options.debian.platforms = Some(platforms.iter().map(Platform::to_string).collect::<Vec<_>>().join(","));
+    let options = &options;
 
     if let [platform] = platforms.as_slice() {
         let built = build_platform(&spec, job_dir, options, platform, layout_dir, reporter)?;

@@ -215,7 +215,8 @@ fn locked_build_needs_every_architecture() {
     assert!(!output.status.success(), "the locked build succeeded\nstderr:\n{stderr}");
     let expected = format!("locks no packages for architecture `{}`", fixture.foreign);
     assert!(stderr.contains(&expected), "stderr:\n{stderr}");
-    assert!(stderr.contains("hint: run `kuul lock JOB_DIR --platform PLATFORMS`"), "stderr:\n{stderr}");
+    let hint = format!("hint: run `kuul lock {} --platform {}`", fixture.job.display(), fixture.both_platforms());
+    assert!(stderr.contains(&hint), "stderr:\n{stderr}");
     assert!(!fixture.path("oci-2").exists(), "the failed build left its layout behind");
 }
 

@@ -40,6 +40,9 @@ pub struct DebianOptions {
     /// The apt source lists searched when no mirror is configured.
     pub apt_sources: AptSourcePaths,
     pub lock_mode: LockMode,
+    /// The build's platforms as `--platform` takes them, for the hint of a
+    /// lock that lacks an architecture; `None` outside a build.
+    pub platforms: Option<String>,
 }
 
 impl Default for DebianOptions {
@@ -49,6 +52,7 @@ impl Default for DebianOptions {
             cache_dir: Cache::default_root(),
             apt_sources: AptSourcePaths::default(),
             lock_mode: LockMode::Update,
+            platforms: None,
         }
     }
 }
@@ -119,31 +123,37 @@ pub enum DebianError {
     ChecksumMismatch { what: String, expected: String, actual: String },
 
     #[error(
-        "checksum mismatch for {what}\n  expected: {expected} (from kuul.lock or the Packages index)\n  actual:   {actual}\nhint: the mirror may be in the middle of an update, or the file was altered; try again later or use another mirror. When the mirror rebuilt the package, `kuul lock JOB_DIR` records the file that its signed index lists now"
+        "checksum mismatch for {what}\n  expected: {expected} (from kuul.lock or the Packages index)\n  actual:   {actual}\nhint: the mirror may be in the middle of an update, or the file was altered; try again later or use another mirror. When the mirror rebuilt the package, `kuul lock` records the file that its signed index lists now"
     )]
     PackageChecksumMismatch { what: String, expected: String, actual: String },
 
     #[error(transparent)]
     Resolve(Box<resolve::ResolveError>),
 
-    #[error("invalid `{}`: {reason}\nhint: run `kuul lock JOB_DIR` to write a new one", path.display())]
+    #[error("invalid `{}`: {reason}\nhint: run `kuul lock {}` to write a new one", path.display(), job_dir(path).display())]
     InvalidLock { path: PathBuf, reason: String },
 
-    #[error("`{}` is missing\nhint: run `kuul lock JOB_DIR` and commit the file, or build without `--locked`", path.display())]
+    #[error(
+        "`{}` is missing\nhint: run `kuul lock {}` and commit the file, or build without `--locked`",
+        path.display(),
+        job_dir(path).display()
+    )]
     LockMissing { path: PathBuf },
 
     #[error(
-        "`{}` is out of date:\n  {}\nhint: run `kuul lock JOB_DIR` to update it, or build without `--locked`",
+        "`{}` is out of date:\n  {}\nhint: run `kuul lock {}` to update it, or build without `--locked`",
         path.display(),
-        changes.join("\n  ")
+        changes.join("\n  "),
+        job_dir(path).display()
     )]
     LockOutdated { path: PathBuf, changes: Vec<String> },
 
     #[error(
-        "`{}` locks no packages for architecture `{architecture}`\nhint: run `kuul lock JOB_DIR --platform PLATFORMS` with every platform the job is built for, or build without `--locked`",
-        path.display()
+        "`{}` locks no packages for architecture `{architecture}`\nhint: run `kuul lock {} --platform {platforms}` with every platform the job is built for, or build without `--locked`",
+        path.display(),
+        job_dir(path).display()
     )]
-    LockLacksArchitecture { path: PathBuf, architecture: String },
+    LockLacksArchitecture { path: PathBuf, architecture: String, platforms: String },
 
     #[error("invalid package file for `{package}`: {reason}")]
     InvalidDeb { package: String, reason: String },
@@ -157,6 +167,15 @@ pub enum DebianError {
         "packages `{first}` and `{second}` both contain `{path}` with different contents\nhint: remove one of them from `image.packages`, or the package that pulls it in"
     )]
     FileConflict { path: String, first: String, second: String },
+}
+
+/// Returns the job directory of a `kuul.lock` path, for the commands in
+/// hints.
+fn job_dir(lock_path: &Path) -> &Path {
+    match lock_path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 impl From<resolve::ResolveError> for DebianError {
@@ -320,9 +339,11 @@ fn locked_packages(
     match (options.lock_mode, existing, existing_set) {
         (LockMode::Update, _, Some(set)) if set.request == request => Ok(set),
         (LockMode::Locked, None, _) => Err(DebianError::LockMissing { path: lock_path }),
-        (LockMode::Locked, Some(_), None) => {
-            Err(DebianError::LockLacksArchitecture { path: lock_path, architecture: architecture.to_owned() })
-        }
+        (LockMode::Locked, Some(_), None) => Err(DebianError::LockLacksArchitecture {
+            path: lock_path,
+            architecture: architecture.to_owned(),
+            platforms: options.platforms.clone().unwrap_or_else(|| "PLATFORMS".to_owned()),
+        }),
         (LockMode::Locked, Some(_), Some(set)) => {
             let fresh = PackageSet::new(request, repository.resolve(packages, installed)?);
             let changes = set.diff(&fresh);
