@@ -394,8 +394,8 @@ fn env_name_with_equals_sign() {
 #[test]
 fn image_base_without_registry_rejected() {
     let problem = problem_with("[image]\nbase = \"debian:12\"\n");
-    assert_eq!(problem.message, "invalid base image `debian:12`");
-    assert!(problem.hint.unwrap().contains("missing registry host"));
+    assert_eq!(problem.message, "invalid base image `debian:12`: missing registry host");
+    assert!(problem.hint.unwrap().starts_with("use `scratch` or `REGISTRY/REPOSITORY:TAG`"));
 }
 
 #[test]

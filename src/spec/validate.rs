@@ -230,13 +230,15 @@ fn check_image(image: &Image, path: &KeyPath, findings: &mut Findings) {
     if image.base != "scratch"
         && let Err(error) = crate::registry::parse_base(&image.base)
     {
+        let reason = match &error {
+            crate::registry::RegistryError::InvalidReference { reason, .. } => reason.clone(),
+            other => other.to_string().lines().next().unwrap_or_default().to_owned(),
+        };
         findings.add(
             &path.key("base"),
-            format!("invalid base image `{}`", image.base),
-            format!(
-                "use `scratch` or `REGISTRY/REPOSITORY:TAG` (optionally with `@sha256:DIGEST`), such as `localhost:5000/ops/base:1`: {}",
-                error.to_string().lines().next().unwrap_or_default()
-            ),
+            format!("invalid base image `{}`: {reason}", image.base),
+            "use `scratch` or `REGISTRY/REPOSITORY:TAG` (optionally with `@sha256:DIGEST`), such as `localhost:5000/ops/base:1`"
+                .to_owned(),
         );
     }
 
