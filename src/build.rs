@@ -232,7 +232,12 @@ fn build_platform(
     let mut tree = base.as_ref().map(|base| base.tree.clone()).unwrap_or_else(ImageTree::new);
     let mut normalized = Vec::with_capacity(layers.len());
     for layer in layers {
-        normalized.push(tree.add_layer(layer)?);
+        let layer = tree.add_layer(layer)?;
+        // On a base, the system files or the packages can add nothing, and
+        // an empty layer would only be a blob to push and pull.
+        if !layer.entries.is_empty() {
+            normalized.push(layer);
+        }
     }
 
     let mut path_var = image_path_var(&spec.image.binaries, &options.search_path);

@@ -62,11 +62,12 @@ fn text_summary(build: &Build) -> String {
     );
     for layer in &image.layers {
         out.push_str(&format!(
-            "  {}  {:>10}  {} ({} entries)\n",
+            "  {}  {:>10}  {} ({} {})\n",
             short_digest(&layer.descriptor.digest),
             human_bytes(layer.descriptor.size),
             layer.description,
             layer.entries,
+            if layer.entries == 1 { "entry" } else { "entries" },
         ));
     }
     if let Some(summary) = &build.packages {
