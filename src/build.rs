@@ -126,15 +126,17 @@ pub enum BuildError {
 /// so a half-built layout never looks like a result.
 pub fn build(job_dir: &Path, options: &BuildOptions, reporter: &dyn Reporter) -> Result<Build, BuildError> {
     let layout_dir = options.layout_dir.clone().unwrap_or_else(|| job_dir.join(DEFAULT_LAYOUT));
-    let layout_existed = layout_dir.exists();
+    // The outermost directory the build may create, such as `JOB/.kuul`.
+    let created = layout_dir.ancestors().take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists()).last();
+    let created = created.map(Path::to_path_buf);
 
     let result = build_into(job_dir, &layout_dir, options, reporter);
     if result.is_err()
-        && !layout_existed
-        && let Err(error) = std::fs::remove_dir_all(&layout_dir)
+        && let Some(created) = &created
+        && let Err(error) = std::fs::remove_dir_all(created)
         && error.kind() != std::io::ErrorKind::NotFound
     {
-        tracing::warn!("failed to remove the unfinished layout `{}`: {error}", layout_dir.display());
+        tracing::warn!("failed to remove the unfinished layout `{}`: {error}", created.display());
     }
     result
 }
@@ -155,6 +157,7 @@ fn build_into(
     if let [platform] = platforms.as_slice() {
         let built = build_platform(&spec, job_dir, options, platform, layout_dir, reporter)?;
         built.layout.tag(&built.image, &tag)?;
+        remove_unreferenced(&built.layout, reporter)?;
         return Ok(Build {
             spec,
             layout: built.layout,
@@ -181,6 +184,7 @@ fn build_into(
     let first = builds.remove(0);
     let index_descriptor = image::index::write_index(&first.layout, &images)?;
     first.layout.tag_descriptor(&index_descriptor, &tag)?;
+    remove_unreferenced(&first.layout, reporter)?;
 
     let base_blobs = merge_mount_sources(first.base_blobs, builds.into_iter().map(|built| built.base_blobs));
     Ok(Build {
@@ -194,6 +198,16 @@ fn build_into(
         index: Some(BuiltIndex { descriptor: index_descriptor, images }),
         platform_packages,
     })
+}
+
+/// Removes the blobs of earlier builds that no tag in the layout uses any
+/// more, so a layout that is built into again and again does not grow.
+fn remove_unreferenced(layout: &Layout, reporter: &dyn Reporter) -> Result<(), BuildError> {
+    let removed = layout.remove_unreferenced_blobs()?;
+    if removed > 0 {
+        reporter.step(&format!("remove {removed} blobs that no tag in the layout uses"));
+    }
+    Ok(())
 }
 
 /// One platform's image, written into the layout but not tagged.

@@ -95,6 +95,22 @@ fn build_json_describes_layout() {
 }
 
 #[test]
+fn rebuild_removes_unused_blobs() {
+    let work = tempfile::tempdir().expect("temporary directory");
+    let job_dir = work.path().join("job");
+    write_self_contained_job(&job_dir);
+    let layout = work.path().join("layout");
+    build_json(&job_dir, &layout, &[]);
+    let count = || std::fs::read_dir(layout.join("blobs/sha256")).unwrap().count();
+    let first = count();
+
+    std::fs::write(job_dir.join("run.sh"), "#!/job/interp\necho changed\n").unwrap();
+    build_json(&job_dir, &layout, &[]);
+
+    assert_eq!(count(), first, "the layout kept the blobs of the first build");
+}
+
+#[test]
 fn build_writes_default_layout_in_job_dir() {
     let work = tempfile::tempdir().expect("temporary directory");
     let job_dir = copy_example("hello", work.path());

@@ -379,6 +379,26 @@ fn missing_shell_hint_names_packages() {
 }
 
 #[test]
+fn failed_second_platform_leaves_no_kuul_directory() {
+    let repo = DebianRepo::get();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let job = busybox_job(work.path(), &repo.keyring(), "");
+    let platforms = format!("linux/{},linux/riscv64", dpkg_architecture());
+
+    let output = kuul()
+        .arg("build")
+        .arg(&job)
+        .args(["--platform", &platforms])
+        .env("KUUL_DEBIAN_MIRROR", repo.file_url())
+        .env("KUUL_CACHE_DIR", work.path().join("cache"))
+        .output()
+        .expect("start kuul build");
+
+    assert!(!output.status.success(), "the build succeeded");
+    assert!(!job.join(".kuul").exists(), "the failed build left `.kuul` behind");
+}
+
+#[test]
 fn path_traversal_deb_rejected() {
     let repo = DebianRepo::get();
     let work = tempfile::tempdir().expect("temporary directory");

@@ -136,6 +136,55 @@ impl Layout {
         Ok(digest)
     }
 
+    /// Removes the `sha256` blobs that no entry of `index.json` reaches
+    /// through indexes and manifests, such as the layers of earlier builds,
+    /// and returns how many it removed. Temporary files are kept, and so is
+    /// every blob when a reachable manifest or index cannot be read, because
+    /// what it references is then unknown.
+    ///
+    /// NOTE: a second build writing into the same layout at the same time
+    /// could lose blobs it has written but not yet tagged. Builds into one
+    /// layout must run one at a time, which `index.json` needs anyway.
+    pub fn remove_unreferenced_blobs(&self) -> Result<usize, ImageError> {
+        let index = self.read_index()?;
+        let mut reachable = std::collections::HashSet::new();
+        let mut pending: Vec<Value> = index["manifests"].as_array().cloned().unwrap_or_default();
+        while let Some(descriptor) = pending.pop() {
+            let Some(digest) = descriptor["digest"].as_str() else {
+                continue;
+            };
+            if !reachable.insert(digest.to_owned()) {
+                continue;
+            }
+            let media_type = descriptor["mediaType"].as_str().unwrap_or_default();
+            if !(media_type.contains("manifest") || media_type.contains("index")) {
+                continue;
+            }
+            let Some(document) = fs::read(self.blob_path(digest)).ok().and_then(|bytes| parse_json(&bytes)) else {
+                return Ok(0);
+            };
+            pending.extend(document["manifests"].as_array().cloned().unwrap_or_default());
+            pending.extend(document["layers"].as_array().cloned().unwrap_or_default());
+            if document["config"].is_object() {
+                pending.push(document["config"].clone());
+            }
+        }
+
+        let directory = self.dir.join("blobs").join("sha256");
+        let entries =
+            fs::read_dir(&directory).map_err(|source| ImageError::Read { path: directory.clone(), source })?;
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_blob = name.len() == 64 && name.bytes().all(|byte| byte.is_ascii_hexdigit());
+            if is_blob && !reachable.contains(&format!("sha256:{name}")) {
+                fs::remove_file(entry.path()).map_err(|source| ImageError::Write { path: entry.path(), source })?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn index_path(&self) -> PathBuf {
         self.dir.join("index.json")
     }
@@ -228,6 +277,10 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), ImageE
         return Err(ImageError::Write { path: path.to_path_buf(), source });
     }
     Ok(())
+}
+
+fn parse_json(bytes: &[u8]) -> Option<Value> {
+    serde_json::from_slice(bytes).ok()
 }
 
 /// Creates a new, empty file named `.tmp-<pid>-<n>` in `directory`.
@@ -334,5 +387,72 @@ mod tests {
         assert_eq!(layout.find_tag("v1").unwrap().as_deref(), Some("sha256:cccc"));
         assert_eq!(layout.find_tag("v2").unwrap().as_deref(), Some("sha256:bbbb"));
         assert_eq!(layout.read_index().unwrap()["manifests"].as_array().unwrap().len(), 2);
+    }
+
+    fn write_json(layout: &Layout, media_type: &str, value: &Value) -> Descriptor {
+        layout.write_blob(media_type, &to_canonical_json(value).unwrap()).unwrap()
+    }
+
+    fn image(layout: &Layout, layer: &[u8]) -> Descriptor {
+        let layer = layout.write_blob("application/vnd.oci.image.layer.v1.tar+gzip", layer).unwrap();
+        let config = layout.write_blob("application/vnd.oci.image.config.v1+json", b"{}").unwrap();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": { "mediaType": config.media_type, "digest": config.digest, "size": config.size },
+            "layers": [{ "mediaType": layer.media_type, "digest": layer.digest, "size": layer.size }],
+        });
+        write_json(layout, MANIFEST_MEDIA_TYPE, &manifest)
+    }
+
+    #[test]
+    fn unreferenced_blobs_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_or_create(dir.path()).unwrap();
+        let old = image(&layout, b"old layer");
+        layout.tag_descriptor(&old, "latest").unwrap();
+        let new = image(&layout, b"new layer");
+        layout.tag_descriptor(&new, "latest").unwrap();
+
+        let removed = layout.remove_unreferenced_blobs().unwrap();
+
+        assert_eq!(removed, 2, "the old manifest and the old layer");
+        assert!(layout.blob_path(&new.digest).exists());
+        assert!(!layout.blob_path(&old.digest).exists());
+    }
+
+    #[test]
+    fn blobs_behind_index_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_or_create(dir.path()).unwrap();
+        let first = image(&layout, b"amd64 layer");
+        let second = image(&layout, b"arm64 layer");
+        let entry = |descriptor: &Descriptor| json!({ "mediaType": descriptor.media_type, "digest": descriptor.digest, "size": descriptor.size });
+        let index =
+            json!({ "schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": [entry(&first), entry(&second)] });
+        let index = write_json(&layout, INDEX_MEDIA_TYPE, &index);
+        layout.tag_descriptor(&index, "latest").unwrap();
+
+        let removed = layout.remove_unreferenced_blobs().unwrap();
+
+        assert_eq!(removed, 0);
+    }
+
+    #[test]
+    fn unreadable_manifest_keeps_every_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_or_create(dir.path()).unwrap();
+        let stray = layout.write_blob("application/octet-stream", b"stray").unwrap();
+        let broken = Descriptor {
+            media_type: MANIFEST_MEDIA_TYPE.to_string(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size: 1,
+        };
+        layout.tag_descriptor(&broken, "latest").unwrap();
+
+        let removed = layout.remove_unreferenced_blobs().unwrap();
+
+        assert_eq!(removed, 0);
+        assert!(layout.blob_path(&stray.digest).exists());
     }
 }
