@@ -82,8 +82,8 @@ pub struct BuildOptions {
     #[arg(long, env = "KUUL_DEBIAN_MIRROR", value_name = "URL")]
     pub debian_mirror: Option<String>,
 
-    /// The download cache for Debian packages, shared between jobs
-    /// [default: $XDG_CACHE_HOME/kuul or ~/.cache/kuul].
+    /// The download cache for Debian packages and base image layers,
+    /// shared between jobs [default: $XDG_CACHE_HOME/kuul or ~/.cache/kuul].
     #[arg(long, env = "KUUL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -94,8 +94,8 @@ pub struct BuildOptions {
     pub platform: Option<String>,
 
     /// A registry reached over plain HTTP (loopback registries always are),
-    /// for the base image pull and the push. Credentials are never sent to
-    /// it. Can be repeated.
+    /// for the base image pull and the push. Credentials go to it only when
+    /// it is on loopback. Can be repeated.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
 }
@@ -111,8 +111,8 @@ pub struct LockArgs {
     pub debian_mirror: Option<String>,
 
     /// A registry reached over plain HTTP (loopback registries always are),
-    /// for resolving the base image tag. Credentials are never sent to it.
-    /// Can be repeated.
+    /// for the base image pull. Credentials go to it only when it is on
+    /// loopback. Can be repeated.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
 
@@ -122,8 +122,8 @@ pub struct LockArgs {
     #[arg(long, env = "KUUL_PLATFORM", value_name = "OS/ARCH[/VARIANT],...")]
     pub platform: Option<String>,
 
-    /// The download cache for base image layers
-    /// [default: $XDG_CACHE_HOME/kuul or ~/.cache/kuul].
+    /// The download cache for Debian packages and base image layers,
+    /// shared between jobs [default: $XDG_CACHE_HOME/kuul or ~/.cache/kuul].
     #[arg(long, env = "KUUL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 }
