@@ -38,6 +38,15 @@ fn publish_pushes_every_registry_and_tag() {
     assert_eq!(manifest_digest(&second, "v1"), digest);
     assert_eq!(summary["also_pushed"].as_array().unwrap().len(), 3, "{summary}");
     assert!(summary["image"].as_str().unwrap().starts_with(&first.host_port()), "{summary}");
+    // Only the first push to the second registry uploads the blobs.
+    let uploads: Vec<u64> = summary["extra_uploads"]
+        .as_array()
+        .expect("upload counts of the extra pushes")
+        .iter()
+        .map(|upload| upload["bytes_uploaded"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uploads.iter().filter(|bytes| **bytes > 0).count(), 1, "{summary}");
+    assert_eq!(uploads.iter().sum::<u64>(), summary["bytes_uploaded"].as_u64().unwrap(), "{summary}");
 }
 
 #[test]

@@ -35,18 +35,14 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let outcome = runtime.block_on(push_build(&build, &target, &push_options))?;
-
-    eprintln!("pushed {}", outcome.reference);
-    eprintln!(
-        "uploaded {} bytes ({}) in {} blobs, {} blobs already present, {} mounted",
-        outcome.bytes_uploaded,
-        human_bytes(outcome.bytes_uploaded),
-        outcome.blobs_uploaded,
-        outcome.blobs_skipped,
-        outcome.blobs_mounted,
-    );
-    let also_pushed = runtime.block_on(push_extra_targets(&build, &extra_targets, &push_options))?;
+    let outcome = runtime
+        .block_on(push_build(&build, &target, &push_options))
+        .with_context(|| format!("failed to push `{}` to `{target}`", job_dir.display()))?;
+    report_push(&outcome);
+    let extra_outcomes = runtime
+        .block_on(push_extra_targets(&build, &extra_targets, &push_options))
+        .with_context(|| format!("failed to push `{}` to an extra registry or tag", job_dir.display()))?;
+    let also_pushed: Vec<&String> = extra_outcomes.iter().map(|outcome| &outcome.reference).collect();
 
     let cronjob = render_with_warnings(&build.spec, &outcome.reference, &build.command)?.cronjob;
     let rendered = match args.output {
@@ -60,6 +56,13 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
                 "blobs_skipped": outcome.blobs_skipped,
                 "blobs_mounted": outcome.blobs_mounted,
                 "also_pushed": also_pushed,
+                "extra_uploads": extra_outcomes.iter().map(|outcome| json!({
+                    "image": outcome.reference,
+                    "bytes_uploaded": outcome.bytes_uploaded,
+                    "blobs_uploaded": outcome.blobs_uploaded,
+                    "blobs_skipped": outcome.blobs_skipped,
+                    "blobs_mounted": outcome.blobs_mounted,
+                })).collect::<Vec<_>>(),
                 "cronjob": serde_json::to_value(&cronjob)?,
             });
             format!("{}\n", serde_json::to_string_pretty(&summary)?)
@@ -105,23 +108,36 @@ fn extra_targets(args: &PublishArgs, repository: &str, tag: &str) -> anyhow::Res
     Ok(targets)
 }
 
-/// Pushes the same manifest bytes to every extra target and returns the
-/// pinned references. Each push compares the digest that the registry
-/// reports in the manifest's `Location` with the built one, so every
-/// reference names the same image.
+/// Prints the pushed reference and the transfer counts of one push.
+fn report_push(outcome: &PushOutcome) {
+    eprintln!("pushed {}", outcome.reference);
+    eprintln!(
+        "uploaded {} bytes ({}) in {} blobs, {} blobs already present, {} mounted",
+        outcome.bytes_uploaded,
+        human_bytes(outcome.bytes_uploaded),
+        outcome.blobs_uploaded,
+        outcome.blobs_skipped,
+        outcome.blobs_mounted,
+    );
+}
+
+/// Pushes the same manifest bytes to every extra target and returns each
+/// push's outcome. Each push compares the digest that the registry reports
+/// in the manifest's `Location` with the built one, so every reference
+/// names the same image.
 async fn push_extra_targets(
     build: &crate::build::Build,
     targets: &[Target],
     options: &PushOptions,
-) -> anyhow::Result<Vec<String>> {
-    let mut pushed = Vec::new();
+) -> anyhow::Result<Vec<PushOutcome>> {
+    let mut outcomes = Vec::new();
     for target in targets {
         eprintln!("pushing to {target}");
         let outcome = push_build(build, target, options).await?;
-        eprintln!("pushed {}", outcome.reference);
-        pushed.push(outcome.reference);
+        report_push(&outcome);
+        outcomes.push(outcome);
     }
-    Ok(pushed)
+    Ok(outcomes)
 }
 
 /// Pushes the build's image, or its index and every platform's image.
