@@ -227,5 +227,6 @@ async fn htpasswd_registry_rejects_anonymous_push() {
         .await
         .unwrap_err();
 
-    assert!(matches!(error, RegistryError::Unauthorized { .. }), "{error}");
+    assert!(matches!(error, RegistryError::CredentialsMissing { .. }), "{error}");
+    assert!(error.to_string().contains("has none for it"), "{error}");
 }

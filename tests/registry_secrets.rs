@@ -197,17 +197,19 @@ fn assert_no_secret(output: &str) {
 
 #[test]
 fn basic_auth_failures_hide_secrets() {
-    // The first upload start gets a 500 that kuul logs and retries, the
-    // second a 400 whose echoed message goes into the error.
-    let registry = start_fake(|request, earlier, _address| {
+    // The hello image has 4 blobs, uploaded in parallel. Each first upload
+    // start gets a 500 that kuul logs and retries, and the fifth, which
+    // can only be a retry, a 400 whose echoed message goes into the error.
+    // A counter, not the request history: parallel requests are recorded
+    // before their turn comes.
+    let upload_starts = std::sync::atomic::AtomicUsize::new(0);
+    let registry = start_fake(move |request, _earlier, _address| {
         let expected = format!("Basic {}", basic_credential());
         if request.authorization.as_deref() != Some(expected.as_str()) {
             return echo("401 Unauthorized", request, basic_challenge());
         }
-        if is_upload_start(request) {
-            let status =
-                if earlier.iter().any(is_upload_start) { "400 Bad Request" } else { "500 Internal Server Error" };
-            return echo(status, request, Vec::new());
+        if is_upload_start(request) && upload_starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 4 {
+            return echo("500 Internal Server Error", request, Vec::new());
         }
         registry_reply(request)
     });

@@ -97,6 +97,12 @@ pub enum RegistryError {
     Unauthorized { registry: String, repository: String },
 
     #[error(
+        "registry `{registry}` requires credentials for `{repository}`, but the Docker config has none for it (401 Unauthorized)\n\
+         hint: run `docker login {registry}`; kuul reads `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`"
+    )]
+    CredentialsMissing { registry: String, repository: String },
+
+    #[error(
         "no permission to push to `{repository}` on registry `{registry}` (403 Forbidden)\n\
          hint: ask the registry's administrator for push access, or push to a repository you own"
     )]

@@ -143,7 +143,19 @@ impl<'a> RegistryHttp<'a> {
             .and_then(|value| parse_retry_after(value, SystemTime::now()));
         let body = self.redact(&response.text().await.unwrap_or_default());
 
-        Failure { error: self.context.map_status(status, &body), retry_after }
+        Failure { error: self.without_credentials(self.context.map_status(status, &body)), retry_after }
+    }
+
+    /// Turns a 401 into [`RegistryError::CredentialsMissing`] when this
+    /// client has no credentials, so the error tells a missing login from a
+    /// rejected one.
+    fn without_credentials(&self, error: RegistryError) -> RegistryError {
+        match error {
+            RegistryError::Unauthorized { registry, repository } if self.credential.is_anonymous() => {
+                RegistryError::CredentialsMissing { registry, repository }
+            }
+            other => other,
+        }
     }
 
     /// Replaces the credential's secrets and every bearer token received so
@@ -170,7 +182,7 @@ impl<'a> RegistryHttp<'a> {
     }
 
     fn unauthorized(&self) -> Failure {
-        Failure::from(self.context.map_status(401, ""))
+        Failure::from(self.without_credentials(self.context.map_status(401, "")))
     }
 
     /// Adds the credentials that the registry's challenge requests.

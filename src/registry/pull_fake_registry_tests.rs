@@ -218,7 +218,7 @@ async fn rejected_new_pull_token_fails() {
 
     let error = pull_from(&registry, cache.path(), &SilentReporter).await.unwrap_err();
 
-    assert!(matches!(error, PullError::Registry(RegistryError::Unauthorized { .. })), "{error}");
+    assert!(matches!(error, PullError::Registry(RegistryError::CredentialsMissing { .. })), "{error}");
     assert_eq!(registry.count("GET", "/v2/base/manifests/"), 2);
     assert_eq!(registry.count("GET", "/token"), 2);
 }

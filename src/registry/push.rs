@@ -793,7 +793,7 @@ mod tests {
 
         let error = push_to(&server).await;
 
-        assert!(matches!(error, RegistryError::Unauthorized { .. }), "{error}");
+        assert!(matches!(error, RegistryError::CredentialsMissing { .. }), "{error}");
         assert!(error.to_string().contains(&format!("`docker login {}`", server.address)), "{error}");
     }
 

@@ -247,7 +247,7 @@ async fn rejected_new_token_not_renewed_again() {
 
     let error = push_to(&registry).await.unwrap_err();
 
-    assert!(matches!(error, RegistryError::Unauthorized { .. }), "{error}");
+    assert!(matches!(error, RegistryError::CredentialsMissing { .. }), "{error}");
     // Each blob check sends its request, fetches one new token after the
     // 401 and sends once more. The first check that fails ends the push and
     // may cancel the other one before its re-auth.
