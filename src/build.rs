@@ -272,7 +272,9 @@ fn build_platform(
         base_step::merge_settings(&mut settings, base);
     }
     let layout = Layout::open_or_create(layout_dir)?;
-    let image = image::build_on_base(&layout, base.as_ref(), &normalized, &settings, reporter)?;
+    let cache_dir = &options.debian.cache_dir;
+    let layer_cache = image::layer_cache::LayerCache::new(cache_dir, vec![cache_dir.join("files")]);
+    let image = image::build_on_base(&layout, base.as_ref(), &normalized, &settings, Some(&layer_cache), reporter)?;
 
     let base_blobs = base.as_ref().map(base_step::mount_source).transpose()?;
     Ok(PlatformBuild { layout, image, command, packages, base_blobs })

@@ -399,6 +399,25 @@ fn failed_second_platform_leaves_no_kuul_directory() {
 }
 
 #[test]
+fn cached_package_layer_gives_same_image() {
+    let repo = DebianRepo::get();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let job = busybox_job(work.path(), &repo.keyring(), "");
+    let cache = work.path().join("cache");
+    let first = build_ok(&job, &work.path().join("oci-1"), &repo.file_url(), &cache);
+    let records = || std::fs::read_dir(cache.join("layers")).map(|dir| dir.count()).unwrap_or(0);
+    let cached = records();
+
+    let second = build_ok(&job, &work.path().join("oci-2"), &repo.file_url(), &cache);
+    let fresh = build_ok(&job, &work.path().join("oci-3"), &repo.file_url(), &work.path().join("other-cache"));
+
+    assert!(cached > 0, "the first build cached no layer");
+    assert_eq!(records(), cached, "the second build cached its layer again");
+    assert_eq!(second["digest"], first["digest"]);
+    assert_eq!(fresh["digest"], first["digest"]);
+}
+
+#[test]
 fn path_traversal_deb_rejected() {
     let repo = DebianRepo::get();
     let work = tempfile::tempdir().expect("temporary directory");

@@ -24,6 +24,10 @@ const GZIP_LEVEL: u32 = 6;
 /// change the digest.
 const GZIP_OS_UNKNOWN: u8 = 255;
 
+/// The settings that decide a layer's bytes besides its entries and mtime,
+/// for the layer cache key. Changing any of them must change this text.
+pub(super) const FORMAT: &str = "gnu tar, path order, gzip level 6, gzip os 255";
+
 /// Digests and sizes of one written layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerStats {

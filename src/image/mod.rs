@@ -8,6 +8,7 @@ pub mod elf;
 pub mod index;
 mod json;
 pub mod layer;
+pub mod layer_cache;
 pub mod layout;
 pub mod tree;
 
@@ -146,7 +147,7 @@ pub fn build(
     settings: &ImageSettings,
     reporter: &dyn Reporter,
 ) -> Result<BuiltImage, ImageError> {
-    build_on_base(layout, None, layers, settings, reporter)
+    build_on_base(layout, None, layers, settings, None, reporter)
 }
 
 /// Writes an image like [`build`], with `base`'s layers first when it is
@@ -157,6 +158,7 @@ pub fn build_on_base(
     base: Option<&base::BaseImage>,
     layers: &[LayerContent],
     settings: &ImageSettings,
+    cache: Option<&layer_cache::LayerCache>,
     reporter: &dyn Reporter,
 ) -> Result<BuiltImage, ImageError> {
     let created = rfc3339(settings.created)?;
@@ -168,7 +170,11 @@ pub fn build_on_base(
     for layer in layers {
         reporter.step(&format!("layer {}", layer.description));
         let normalized = tree.add_layer(layer.clone())?;
-        built_layers.push(write_layer_blob(layout, &normalized, settings.created)?);
+        let built = match cache {
+            Some(cache) => cache.write_layer(layout, &normalized, settings.created)?,
+            None => layer_cache::write_compressed(layout, &normalized, settings.created)?,
+        };
+        built_layers.push(built);
     }
 
     let config_json = image_config(settings, &created, &built_layers, base_history, base_layers);
@@ -190,28 +196,6 @@ fn base_history(base: &base::BaseImage, created: &str) -> Vec<serde_json::Value>
         .iter()
         .map(|_| serde_json::json!({ "created": created, "created_by": "base image", "comment": base.name }))
         .collect()
-}
-
-/// Streams one normalized layer into a blob.
-fn write_layer_blob(layout: &Layout, layer: &LayerContent, mtime: i64) -> Result<BuiltLayer, ImageError> {
-    let mut writer = layout.blob_writer()?;
-    let stats = layer::write_layer(layer, mtime, &mut writer)?;
-    let descriptor = writer.commit(LAYER_MEDIA_TYPE)?;
-
-    if descriptor.digest != stats.digest {
-        return Err(ImageError::DigestMismatch {
-            description: layer.description.clone(),
-            written: stats.digest,
-            stored: descriptor.digest,
-        });
-    }
-
-    Ok(BuiltLayer {
-        descriptor,
-        diff_id: stats.diff_id,
-        description: layer.description.clone(),
-        entries: stats.entries,
-    })
 }
 
 fn write_json_blob(layout: &Layout, media_type: &str, value: &impl Serialize) -> Result<Descriptor, ImageError> {
