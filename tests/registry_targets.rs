@@ -47,6 +47,10 @@ fn publish_pushes_every_registry_and_tag() {
         .collect();
     assert_eq!(uploads.iter().filter(|bytes| **bytes > 0).count(), 1, "{summary}");
     assert_eq!(uploads.iter().sum::<u64>(), summary["bytes_uploaded"].as_u64().unwrap(), "{summary}");
+    // A second tag in a repository that has the image only tags it.
+    let extra_tag = &summary["extra_uploads"][0];
+    assert!(extra_tag["image"].as_str().unwrap().starts_with(&format!("{}/e2e/hello:v1@", first.host_port())));
+    assert_eq!(extra_tag["blobs_skipped"], 0, "{summary}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::diagnostics::render_with_warnings;
 use super::{StderrReporter, build_options, human_bytes};
 use crate::cli::{ManifestFormat, PublishArgs};
-use crate::registry::{PushOptions, PushOutcome, RegistryError, Target, push, push_index};
+use crate::registry::{PushOptions, PushOutcome, RegistryError, Target, push, push_index, push_tag};
 
 pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     check_deploy_flags(&args)?;
@@ -40,7 +40,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to push `{}` to `{target}`", job_dir.display()))?;
     report_push(&outcome);
     let extra_outcomes = runtime
-        .block_on(push_extra_targets(&build, &extra_targets, &push_options))
+        .block_on(push_extra_targets(&build, &target, &extra_targets, &push_options))
         .with_context(|| format!("failed to push `{}` to an extra registry or tag", job_dir.display()))?;
     let also_pushed: Vec<&String> = extra_outcomes.iter().map(|outcome| &outcome.reference).collect();
 
@@ -127,17 +127,34 @@ fn report_push(outcome: &PushOutcome) {
 /// names the same image.
 async fn push_extra_targets(
     build: &crate::build::Build,
+    first: &Target,
     targets: &[Target],
     options: &PushOptions,
 ) -> anyhow::Result<Vec<PushOutcome>> {
     let mut outcomes = Vec::new();
+    let mut pushed = vec![(first.registry(), first.repository())];
     for target in targets {
         eprintln!("pushing to {target}");
-        let outcome = push_build(build, target, options).await?;
+        let outcome = if pushed.contains(&(target.registry(), target.repository())) {
+            // The repository has every blob and manifest already.
+            push_tag(build.layout.dir(), top_descriptor(build), target, options, &StderrReporter).await?
+        } else {
+            push_build(build, target, options).await?
+        };
+        pushed.push((target.registry(), target.repository()));
         report_push(&outcome);
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// Returns the descriptor the tag names: the index of a multi-platform
+/// build, else the image manifest.
+fn top_descriptor(build: &crate::build::Build) -> &crate::image::Descriptor {
+    match &build.index {
+        Some(index) => &index.descriptor,
+        None => &build.image.manifest,
+    }
 }
 
 /// Pushes the build's image, or its index and every platform's image.

@@ -16,6 +16,6 @@ mod transport;
 
 pub use auth::{Credential, docker_config_dir, resolve_credential};
 pub use error::RegistryError;
-pub use push::{MountSource, PushOptions, PushOutcome, push, push_index};
+pub use push::{MountSource, PushOptions, PushOutcome, push, push_index, push_tag};
 pub use reference::{BaseReference, PinnedReference, Target, parse_base, parse_pinned};
 pub use transport::{is_loopback, uses_plain_http};

@@ -188,6 +188,30 @@ pub(crate) async fn push_index_with_policy(
     Ok(outcome)
 }
 
+/// Tags an image or index that an earlier push in this run already put in
+/// the target's repository: puts its manifest (`descriptor`, read from the
+/// layout) under the target's tag, and nothing else, because every blob
+/// and platform manifest it references is there.
+///
+/// # Errors
+///
+/// Fails as [`push`] does.
+pub async fn push_tag(
+    layout_dir: &Path,
+    descriptor: &Descriptor,
+    target: &Target,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<PushOutcome, RegistryError> {
+    let manifest = read_manifest(layout_dir, descriptor)?;
+
+    let session = Session::open(target, options, reporter, &RetryPolicy::default()).await?;
+    reporter.step(&format!("tag {}", target.tag()));
+    session.put_manifest(target.tag(), manifest, descriptor).await?;
+
+    Ok(PushOutcome::new(target, &descriptor.digest))
+}
+
 /// Lists the layer blobs and the config blob of `image`.
 fn image_blobs(image: &BuiltImage) -> Vec<&Descriptor> {
     image.layers.iter().map(|layer| &layer.descriptor).chain([&image.config]).collect()
