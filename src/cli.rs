@@ -206,8 +206,8 @@ pub struct CheckArgs {
     pub job_dir: PathBuf,
 
     /// How many upcoming run times to print.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub runs: usize,
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub runs: u16,
 
     /// Exit with status 1 when there are warnings, not only on errors, for
     /// CI.

@@ -408,6 +408,44 @@ fn warn_tmp_mount_replaced() {
     assert_one(&warnings(&text), "kubernetes.container.volumeMounts", "nothing is mounted at `/tmp`");
 }
 
+#[test]
+fn mount_without_volume_rejected() {
+    let text = with(
+        "",
+        "[kubernetes.container]\nvolumeMounts = [{ name = \"backup\", mountPath = \"/backup\" }, { name = \"tmp\", mountPath = \"/tmp\" }]\n\
+         [kubernetes.cronjob.spec.jobTemplate.spec.template.spec]\n\
+         volumes = [{ name = \"backup\", persistentVolumeClaim = { claimName = \"backup\" } }]\n",
+    );
+    assert_one(&errors(&text), "kubernetes.container.volumeMounts[1].name", "volume `tmp` mounted at `/tmp`");
+}
+
+#[test]
+fn duplicate_volume_name_rejected() {
+    let text = with(
+        "",
+        "[kubernetes.cronjob.spec.jobTemplate.spec.template.spec]\n\
+         volumes = [{ name = \"tmp\", emptyDir = {} }, { name = \"tmp\", emptyDir = {} }]\n",
+    );
+    assert_one(
+        &errors(&text),
+        "kubernetes.cronjob.spec.jobTemplate.spec.template.spec.volumes[1].name",
+        "volume name `tmp` is used twice",
+    );
+}
+
+#[test]
+fn declared_volumes_accepted() {
+    let text = with(
+        "",
+        "[kubernetes.container]\nvolumeMounts = [{ name = \"backup\", mountPath = \"/backup\" }, { name = \"tmp\", mountPath = \"/tmp\" }]\n\
+         [kubernetes.cronjob.spec.jobTemplate.spec.template.spec]\n\
+         volumes = [{ name = \"backup\", persistentVolumeClaim = { claimName = \"backup\" } }, { name = \"tmp\", emptyDir = {} }]\n",
+    );
+    let rendered = rendered(&text);
+
+    assert!(rendered.warnings.is_empty(), "{:#?}", rendered.warnings);
+}
+
 // Warnings that kuul's defaults prevent, checked on edited manifests.
 
 fn warnings_for_edited(edit: impl FnOnce(&mut k8s_openapi::api::batch::v1::CronJobSpec)) -> Vec<Diagnostic> {

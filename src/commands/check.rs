@@ -23,7 +23,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     print_warnings(&rendered.warnings);
 
     let schedule = crate::spec::schedule::parse(&spec.job.schedule)?;
-    let runs = schedule.next_runs(&spec.job.timezone, now, args.runs)?;
+    let runs = schedule.next_runs(&spec.job.timezone, now, usize::from(args.runs))?;
 
     match rendered.warnings.len() {
         0 => eprintln!("{}: valid", path.display()),

@@ -22,10 +22,17 @@ pub fn run(args: LockArgs) -> anyhow::Result<()> {
         text => Some(crate::registry::parse_base(text)?),
     };
     let base_needs_pin = base.as_ref().is_some_and(base_pin::needs_pin);
+    let hint = match &base {
+        Some(_) => {
+            "a base image given with `@sha256:` is pinned already; kuul.lock is for Debian packages in `image.packages` and base images named by tag"
+        }
+        None => {
+            "kuul.lock is for Debian packages in `image.packages` and base images named by tag; a `scratch` job with neither needs no lock"
+        }
+    };
     anyhow::ensure!(
         base_needs_pin || !spec.image.packages.is_empty(),
-        "`{}` names no base image tag and lists no `image.packages`, so there is nothing to lock\n\
-         hint: a base image given with `@sha256:` is pinned already; add Debian packages to `image.packages` to lock them",
+        "`{}` names no base image tag and lists no `image.packages`, so there is nothing to lock\nhint: {hint}",
         job_dir.join(SPEC_FILE).display()
     );
     let lock_path = job_dir.join(LOCK_FILE);

@@ -62,7 +62,22 @@ pub fn init_logging() {
 /// Prints an error and its causes to stderr, once, as `error: …` followed
 /// by any `hint: …` lines the messages carry.
 pub fn print_error(error: &anyhow::Error) {
-    eprintln!("error: {error:#}");
+    eprintln!("error: {}", error_text(error));
+}
+
+/// Joins an error and its causes with `: `, leaving out a cause whose text
+/// the message already contains, as it does when an error's message embeds
+/// its source.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Writes progress to stderr as plain lines, one per event, so the output
@@ -170,6 +185,22 @@ fn debian_options(options: &crate::cli::BuildOptions) -> crate::sources::debian:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_text_skips_repeated_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = anyhow::Error::new(crate::sources::debian::DebianError::Io { path: "/x".into(), source: io })
+            .context("failed to build `job`");
+
+        assert_eq!(error_text(&error), "failed to build `job`: failed to access `/x`: no such file");
+    }
+
+    #[test]
+    fn error_text_keeps_new_cause() {
+        let error = anyhow::anyhow!("connection refused").context("failed to push `job`");
+
+        assert_eq!(error_text(&error), "failed to push `job`: connection refused");
+    }
 
     #[test]
     fn human_bytes_uses_binary_units() {

@@ -39,9 +39,8 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         .block_on(push_build(&build, &target, &push_options))
         .with_context(|| format!("failed to push `{}` to `{target}`", job_dir.display()))?;
     report_push(&outcome);
-    let extra_outcomes = runtime
-        .block_on(push_extra_targets(&build, &target, &extra_targets, &push_options))
-        .with_context(|| format!("failed to push `{}` to an extra registry or tag", job_dir.display()))?;
+    let extra_outcomes =
+        runtime.block_on(push_extra_targets(job_dir, &build, &target, &extra_targets, &push_options))?;
     let also_pushed: Vec<&String> = extra_outcomes.iter().map(|outcome| &outcome.reference).collect();
 
     let cronjob = render_with_warnings(&build.spec, &outcome.reference, &build.command)?.cronjob;
@@ -126,6 +125,7 @@ fn report_push(outcome: &PushOutcome) {
 /// in the manifest's `Location` with the built one, so every reference
 /// names the same image.
 async fn push_extra_targets(
+    job_dir: &std::path::Path,
     build: &crate::build::Build,
     first: &Target,
     targets: &[Target],
@@ -137,10 +137,11 @@ async fn push_extra_targets(
         eprintln!("pushing to {target}");
         let outcome = if pushed.contains(&(target.registry(), target.repository())) {
             // The repository has every blob and manifest already.
-            push_tag(build.layout.dir(), top_descriptor(build), target, options, &StderrReporter).await?
+            push_tag(build.layout.dir(), top_descriptor(build), target, options, &StderrReporter).await
         } else {
-            push_build(build, target, options).await?
+            push_build(build, target, options).await
         };
+        let outcome = outcome.with_context(|| format!("failed to push `{}` to `{target}`", job_dir.display()))?;
         pushed.push((target.registry(), target.repository()));
         report_push(&outcome);
         outcomes.push(outcome);

@@ -26,9 +26,10 @@ const POD_KEY: &str = "kubernetes.cronjob.spec.jobTemplate.spec.template.spec";
 /// reference that the job's container must run.
 ///
 /// NOTE: these are the API server's rules for metadata, the CronJob and Job
-/// fields, the restart policy and resources. Other pod fields that a
-/// fragment can set (volumes, probes, environment variable names) are only
-/// type-checked by the merge, so the API server may still reject them.
+/// fields, the restart policy, resources, and volume and mount names. Other
+/// pod fields that a fragment can set (volume sources, probes, environment
+/// variable names) are only type-checked by the merge, so the API server
+/// may still reject them.
 pub fn errors(cronjob: &CronJob, image: &str) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
 
@@ -173,6 +174,58 @@ fn check_pod(pod: &core::PodSpec, image: &str, errors: &mut Vec<Diagnostic>) {
     }
     for (index, container) in pod.init_containers.iter().flatten().enumerate() {
         check_container_resources(container, &format!("{POD_KEY}.initContainers[{index}].resources"), errors);
+    }
+    check_volumes(pod, errors);
+}
+
+/// Checks what the API server checks of volumes and mounts: volume names
+/// are unique, each mount names a volume of the pod, and no two mounts of
+/// a container share a path.
+fn check_volumes(pod: &core::PodSpec, errors: &mut Vec<Diagnostic>) {
+    let volumes: Vec<&str> = pod.volumes.iter().flatten().map(|volume| volume.name.as_str()).collect();
+    for (index, name) in volumes.iter().enumerate() {
+        if volumes[..index].contains(name) {
+            errors.push(Diagnostic::new(
+                format!("{POD_KEY}.volumes[{index}].name"),
+                format!("volume name `{name}` is used twice"),
+                "give each volume its own name",
+            ));
+        }
+    }
+
+    let containers = pod.containers.iter().enumerate().map(|(index, container)| {
+        let key = if index == 0 { "kubernetes.container".to_owned() } else { format!("{POD_KEY}.containers[{index}]") };
+        (key, container)
+    });
+    let init_containers = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(index, container)| (format!("{POD_KEY}.initContainers[{index}]"), container));
+    for (key, container) in containers.chain(init_containers) {
+        let mounts = container.volume_mounts.iter().flatten().enumerate();
+        let mut paths: Vec<&str> = Vec::new();
+        for (index, mount) in mounts {
+            if !volumes.contains(&mount.name.as_str()) {
+                errors.push(Diagnostic::new(
+                    format!("{key}.volumeMounts[{index}].name"),
+                    format!("volume `{}` mounted at `{}` is not a volume of the pod", mount.name, mount.mount_path),
+                    format!(
+                        "add a volume named `{}` to `{POD_KEY}.volumes`; a fragment's `volumes` replaces kuul's whole list, so list the `tmp` emptyDir volume there too",
+                        mount.name
+                    ),
+                ));
+            }
+            if paths.contains(&mount.mount_path.as_str()) {
+                errors.push(Diagnostic::new(
+                    format!("{key}.volumeMounts[{index}].mountPath"),
+                    format!("`{}` is mounted twice in one container", mount.mount_path),
+                    "mount each path once",
+                ));
+            }
+            paths.push(&mount.mount_path);
+        }
     }
 }
 

@@ -110,12 +110,23 @@ impl Cluster {
     }
 }
 
+/// Describes a kubeconfig failure, naming a file that cannot be read in
+/// kuul's style, since the client library prints the path in Rust debug
+/// quotes.
+fn describe_kubeconfig_error(error: &kube::config::KubeconfigError) -> String {
+    match error {
+        kube::config::KubeconfigError::ReadConfig(source, path) => format!("`{}`: {source}", path.display()),
+        other => other.to_string(),
+    }
+}
+
 /// Connects to the cluster of each context in `contexts`, or of the
 /// kubeconfig's current context when `contexts` is empty.
 ///
 /// No request is sent yet, so an unreachable cluster fails on first use.
 pub async fn connect(contexts: &[String]) -> Result<Vec<Cluster>, ClusterError> {
-    let kubeconfig = Kubeconfig::read().map_err(|error| ClusterError::Kubeconfig { error: error.to_string() })?;
+    let kubeconfig =
+        Kubeconfig::read().map_err(|error| ClusterError::Kubeconfig { error: describe_kubeconfig_error(&error) })?;
 
     let names = if contexts.is_empty() {
         let current = kubeconfig.current_context.clone().filter(|name| !name.is_empty());

@@ -131,8 +131,12 @@ impl Fetcher {
         let mut written: u64 = 0;
 
         if let Some(local) = url.strip_prefix("file://") {
-            let mut source =
-                std::fs::File::open(local).map_err(|source| DebianError::Io { path: PathBuf::from(local), source })?;
+            let mut source = std::fs::File::open(local).map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => {
+                    DebianError::Fetch { url: url.clone(), reason: "no such file".to_owned() }
+                }
+                _ => DebianError::Io { path: PathBuf::from(local), source },
+            })?;
             let mut writer = HashingWriter { inner: &mut file, hasher: &mut hasher, written: &mut written };
             let copied = std::io::copy(&mut source, &mut writer)
                 .map_err(|source| DebianError::Io { path: PathBuf::from(local), source })?;
