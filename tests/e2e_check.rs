@@ -110,7 +110,10 @@ fn check_prints_warning_with_key() {
     let (code, _, stderr) = run_check(&job_dir, &[]);
 
     assert_eq!(code, Some(0), "stderr:\n{stderr}");
-    assert!(stderr.contains("warning: `job.schedule`: "), "stderr:\n{stderr}");
+    let text = std::fs::read_to_string(job_dir.join("kuul.toml")).unwrap();
+    let line = text.lines().position(|line| line.starts_with("schedule =")).unwrap() + 1;
+    let expected = format!("warning: {}:{line}: `job.schedule`: ", job_dir.join("kuul.toml").display());
+    assert!(stderr.contains(&expected), "stderr:\n{stderr}");
     assert!(stderr.contains("  hint: "), "stderr:\n{stderr}");
     assert!(stderr.contains("valid, 1 warning"), "stderr:\n{stderr}");
 }

@@ -23,7 +23,10 @@ fn manifest_prints_warning_on_stderr() {
     let stderr = String::from_utf8_lossy(&output.stderr);
 
     assert!(output.status.success(), "stderr:\n{stderr}");
-    assert!(stderr.contains("warning: `job.suspend`: "), "stderr:\n{stderr}");
+    let text = std::fs::read_to_string(job_dir.join("kuul.toml")).unwrap();
+    let line = text.lines().position(|line| line == "suspend = true").unwrap() + 1;
+    let expected = format!("warning: {}:{line}: `job.suspend`: ", job_dir.join("kuul.toml").display());
+    assert!(stderr.contains(&expected), "stderr:\n{stderr}");
     assert!(stdout.starts_with("apiVersion: batch/v1\n"), "stdout:\n{stdout}");
     assert!(stdout.contains("suspend: true\n"), "stdout:\n{stdout}");
     support::kubernetes_validate(&stdout);

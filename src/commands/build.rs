@@ -19,7 +19,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     // The CronJob is written by `publish`, but its errors and warnings are
     // known now.
     let pending_image = format!("{}:{}@{}", build.spec.repository(), build.tag, build.digest());
-    render_with_warnings(&build.spec, &pending_image, &build.command)?;
+    render_with_warnings(&build.spec, job_dir, &pending_image, &build.command)?;
 
     if let Some(tarball) = &args.tarball {
         // NOTE: a Docker archive names one image per tag, so it cannot carry

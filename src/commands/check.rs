@@ -4,7 +4,7 @@
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, Zoned};
 
-use super::diagnostics::{placeholder_image, print_warnings};
+use super::diagnostics::{placeholder_image, print_warnings, render_checked};
 use crate::build::{SPEC_FILE, container_command};
 use crate::cli::CheckArgs;
 use crate::spec::schedule::{DstChangeKind, Schedule};
@@ -19,8 +19,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     let now = args.from.unwrap_or_else(Timestamp::now);
 
     let command = container_command(&spec, &args.job_dir);
-    let rendered = crate::k8s::render(&spec, &placeholder_image(&spec), &command, now)?;
-    print_warnings(&rendered.warnings);
+    let rendered = render_checked(&spec, &args.job_dir, &placeholder_image(&spec), &command, now)?;
+    print_warnings(&rendered.warnings, &args.job_dir);
 
     let schedule = crate::spec::schedule::parse(&spec.job.schedule)?;
     let runs = schedule.next_runs(&spec.job.timezone, now, usize::from(args.runs))?;

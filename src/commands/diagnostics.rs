@@ -1,22 +1,67 @@
-//! Rendering the final CronJob for a command and printing its warnings.
+//! Rendering the final CronJob for a command and printing its warnings,
+//! each with the kuul.toml line that sets its key.
+
+use std::path::Path;
 
 use super::StderrReporter;
+use crate::build::SPEC_FILE;
 use crate::k8s::{Diagnostic, Rendered};
 use crate::report::Reporter;
 use crate::spec::Spec;
+use crate::spec::locate::{Document, KeyPath};
 
-/// Builds, merges and checks the CronJob for `spec`, and prints each
-/// warning to stderr. A manifest error is returned as the command's error.
-pub(crate) fn render_with_warnings(spec: &Spec, image: &str, command: &[String]) -> anyhow::Result<Rendered> {
-    let rendered = crate::k8s::render(spec, image, command, jiff::Timestamp::now())?;
-    print_warnings(&rendered.warnings);
+/// Builds, merges and checks the CronJob for the job in `job_dir`, and
+/// prints each warning to stderr. A manifest error is returned as the
+/// command's error.
+pub(crate) fn render_with_warnings(
+    spec: &Spec,
+    job_dir: &Path,
+    image: &str,
+    command: &[String],
+) -> anyhow::Result<Rendered> {
+    let rendered = render_checked(spec, job_dir, image, command, jiff::Timestamp::now())?;
+    print_warnings(&rendered.warnings, job_dir);
     Ok(rendered)
 }
 
-/// Prints each warning as `warning: `key`: message` with its hint.
-pub(crate) fn print_warnings(warnings: &[Diagnostic]) {
+/// Builds, merges and checks the CronJob like [`crate::k8s::render`], and
+/// returns a manifest error with the kuul.toml line of each problem.
+pub(crate) fn render_checked(
+    spec: &Spec,
+    job_dir: &Path,
+    image: &str,
+    command: &[String],
+    now: jiff::Timestamp,
+) -> anyhow::Result<Rendered> {
+    crate::k8s::render(spec, image, command, now).map_err(|error| {
+        let mut message = String::from("invalid CronJob manifest");
+        for diagnostic in &error.errors {
+            message.push('\n');
+            message.push_str(&located(diagnostic, job_dir));
+        }
+        anyhow::anyhow!(message)
+    })
+}
+
+/// Prints each warning as `warning: FILE:LINE: `key`: message` with its
+/// hint.
+pub(crate) fn print_warnings(warnings: &[Diagnostic], job_dir: &Path) {
     for warning in warnings {
-        StderrReporter.warning(&warning.to_string());
+        StderrReporter.warning(&located(warning, job_dir));
+    }
+}
+
+/// Formats a diagnostic as `FILE:LINE: `key`: message` and its hint. The
+/// line is where kuul.toml sets the key, or else the nearest table of it;
+/// without either, only the file is named.
+fn located(diagnostic: &Diagnostic, job_dir: &Path) -> String {
+    let path = job_dir.join(SPEC_FILE);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let document = Document::parse(&text);
+    let line = KeyPath::parse(&diagnostic.key).and_then(|key| document.line_of(&key));
+    match line {
+        Some(line) => format!("{}:{line}: {diagnostic}", path.display()),
+        None => format!("{}: {diagnostic}", path.display()),
     }
 }
 

@@ -12,7 +12,7 @@ pub fn run(args: ManifestArgs) -> anyhow::Result<()> {
     crate::registry::parse_pinned(&args.image).with_context(|| format!("invalid `--image` `{}`", args.image))?;
 
     let command = container_command(&spec, &args.job_dir);
-    let cronjob = render_with_warnings(&spec, &args.image, &command)?.cronjob;
+    let cronjob = render_with_warnings(&spec, &args.job_dir, &args.image, &command)?.cronjob;
     match args.output {
         ManifestFormat::Yaml => print!("{}", to_yaml(&cronjob)),
         ManifestFormat::Json => print!("{}", to_json(&cronjob)),

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use serde_json::json;
 
-use super::diagnostics::render_with_warnings;
+use super::diagnostics::{render_checked, render_with_warnings};
 use super::{StderrReporter, build_options, human_bytes};
 use crate::cli::{ManifestFormat, PublishArgs};
 use crate::registry::{PushOptions, PushOutcome, RegistryError, Target, push, push_index, push_tag};
@@ -26,7 +26,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
     // Check the manifest before pushing, so a fragment error does not leave
     // a pushed image without a CronJob.
     let pending_image = target.pinned(build.digest());
-    crate::k8s::render(&build.spec, &pending_image, &build.command, jiff::Timestamp::now())?;
+    render_checked(&build.spec, job_dir, &pending_image, &build.command, jiff::Timestamp::now())?;
 
     eprintln!("pushing to {target}");
     let push_options = PushOptions {
@@ -43,7 +43,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<()> {
         runtime.block_on(push_extra_targets(job_dir, &build, &target, &extra_targets, &push_options))?;
     let also_pushed: Vec<&String> = extra_outcomes.iter().map(|outcome| &outcome.reference).collect();
 
-    let cronjob = render_with_warnings(&build.spec, &outcome.reference, &build.command)?.cronjob;
+    let cronjob = render_with_warnings(&build.spec, job_dir, &outcome.reference, &build.command)?.cronjob;
     let rendered = match args.output {
         ManifestFormat::Yaml => crate::k8s::manifest::to_yaml(&cronjob),
         ManifestFormat::Json => {

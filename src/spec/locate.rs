@@ -33,6 +33,42 @@ impl KeyPath {
         segments.push(Segment::Index(index));
         KeyPath { segments }
     }
+
+    /// Parses the dotted form that [`KeyPath`]'s `Display` writes, such as
+    /// `job.env."A.B"` or `kubernetes.container.volumeMounts[1].name`.
+    /// Returns `None` for text that is not such a path.
+    pub fn parse(text: &str) -> Option<KeyPath> {
+        let mut path = KeyPath::default();
+        let mut rest = text;
+        while !rest.is_empty() {
+            if let Some(quoted) = rest.strip_prefix('"') {
+                let end = quoted.find('"')?;
+                path = path.key(&quoted[..end]);
+                rest = &quoted[end + 1..];
+            } else {
+                let end = rest.find(['.', '[']).unwrap_or(rest.len());
+                if end == 0 {
+                    return None;
+                }
+                path = path.key(&rest[..end]);
+                rest = &rest[end..];
+            }
+            while let Some(bracketed) = rest.strip_prefix('[') {
+                let end = bracketed.find(']')?;
+                path = path.index(bracketed[..end].parse().ok()?);
+                rest = &bracketed[end + 1..];
+            }
+            if let Some(next) = rest.strip_prefix('.') {
+                rest = next;
+                if rest.is_empty() {
+                    return None;
+                }
+            } else if !rest.is_empty() {
+                return None;
+            }
+        }
+        Some(path)
+    }
 }
 
 /// Dotted TOML form. Keys that are not bare keys are quoted, as in
@@ -171,4 +207,35 @@ fn find_entry<'d, 'a>(
 
 fn contains(span: Range<usize>, offset: usize) -> bool {
     span.start <= offset && offset < span.end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reads_display_form() {
+        for text in ["job.schedule", "job.env.\"A.B\"", "kubernetes.container.volumeMounts[1].name", "a[0][2].b"] {
+            let path = KeyPath::parse(text).unwrap();
+
+            assert_eq!(path.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn parse_rejects_malformed_paths() {
+        for text in ["job.", ".job", "a[x]", "a[1", "\"open"] {
+            assert_eq!(KeyPath::parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn line_of_parsed_path() {
+        let text = "[job]\nname = \"x\"\n\n[kubernetes.container]\nvolumeMounts = [\n  { name = \"a\" },\n  { name = \"b\" },\n]\n";
+        let document = Document::parse(text);
+
+        let line = document.line_of(&KeyPath::parse("kubernetes.container.volumeMounts[1].name").unwrap());
+
+        assert_eq!(line, Some(7));
+    }
 }

@@ -7,7 +7,7 @@
 pub mod debian;
 mod deploy;
 mod fragment;
-mod locate;
+pub mod locate;
 pub mod names;
 mod placement;
 pub mod quantity;
