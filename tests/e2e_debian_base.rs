@@ -174,8 +174,16 @@ fn python_on_debian_base_runs() {
     assert!(stdout.contains("python 3\n"), "stdout:\n{stdout}");
 }
 
-#[test]
-fn kuul_lock_reads_base_packages() {
+/// A job on the published Debian base, with `kuul lock` run on it.
+struct LockedOnBase {
+    repo: DebianRepo,
+    work: tempfile::TempDir,
+    _registry: Registry,
+    job: PathBuf,
+    lock: std::process::Output,
+}
+
+fn lock_on_base() -> LockedOnBase {
     support::require_root();
     let repo = DebianRepo::get();
     let registry = Registry::start();
@@ -183,11 +191,18 @@ fn kuul_lock_reads_base_packages() {
     let base = publish_debian_base(&registry, &repo, work.path());
     let job = write_python_job(&base, &repo, work.path());
 
-    let output = kuul_with_repo(&repo, work.path()).arg("lock").arg(&job).output().expect("start kuul lock");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lock = kuul_with_repo(&repo, work.path()).arg("lock").arg(&job).output().expect("start kuul lock");
+    assert!(lock.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&lock.stderr));
+    LockedOnBase { repo, work, _registry: registry, job, lock }
+}
+
+#[test]
+fn kuul_lock_reads_base_packages() {
+    let locked_on_base = lock_on_base();
+
+    let stdout = String::from_utf8_lossy(&locked_on_base.lock.stdout);
     let locked: Vec<&str> = stdout.lines().filter_map(|line| line.split(' ').next()).collect();
 
-    assert!(output.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(locked.contains(&"python3-minimal"), "locked: {locked:?}");
     assert!(!locked.contains(&"libc6"), "libc6 locked although the base has it: {locked:?}");
     assert!(!locked.contains(&"busybox"), "busybox locked although the base has it: {locked:?}");
@@ -195,19 +210,14 @@ fn kuul_lock_reads_base_packages() {
 
 #[test]
 fn kuul_lock_on_base_satisfies_locked_build() {
-    support::require_root();
-    let repo = DebianRepo::get();
-    let registry = Registry::start();
-    let work = tempfile::tempdir().expect("temporary directory");
-    let base = publish_debian_base(&registry, &repo, work.path());
-    let job = write_python_job(&base, &repo, work.path());
-    let lock = kuul_with_repo(&repo, work.path()).arg("lock").arg(&job).output().expect("start kuul lock");
-    assert!(lock.status.success(), "kuul lock failed\nstderr:\n{}", String::from_utf8_lossy(&lock.stderr));
+    // Bound whole, so the registry keeps running until the end.
+    let locked_on_base = lock_on_base();
+    let LockedOnBase { repo, work, job, .. } = &locked_on_base;
     let lock_before = std::fs::read(job.join("kuul.lock")).unwrap();
 
-    let build = kuul_with_repo(&repo, work.path())
+    let build = kuul_with_repo(repo, work.path())
         .arg("build")
-        .arg(&job)
+        .arg(job)
         .arg("--locked")
         .arg("--layout")
         .arg(work.path().join("oci"))
