@@ -111,7 +111,7 @@ impl Fixture {
     }
 }
 
-/// Reads the Debian architectures that `kuul.lock` holds package sets for.
+/// Reads the Debian architectures that `kuul.lock` has package sets for.
 fn locked_architectures(job: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(job.join("kuul.lock")).expect("read kuul.lock");
     let lock: toml::Table = text.parse().unwrap_or_else(|error| panic!("kuul.lock is not TOML: {error}\n{text}"));

@@ -147,8 +147,8 @@ impl<'a> RegistryHttp<'a> {
     }
 
     /// Turns a 401 into [`RegistryError::CredentialsMissing`] when this
-    /// client has no credentials, so the error tells a missing login from a
-    /// rejected one.
+    /// client has no credentials, so the error separates a missing login
+    /// from a rejected one.
     fn without_credentials(&self, error: RegistryError) -> RegistryError {
         match error {
             RegistryError::Unauthorized { registry, repository } if self.credential.is_anonymous() => {

@@ -189,9 +189,9 @@ pub(crate) async fn push_index_with_policy(
 }
 
 /// Tags an image or index that an earlier push in this run already put in
-/// the target's repository: puts its manifest (`descriptor`, read from the
-/// layout) under the target's tag, and nothing else, because every blob
-/// and platform manifest it references is there.
+/// the target's repository. Only its manifest (`descriptor`, read from the
+/// layout) is put, under the target's tag, because every blob and platform
+/// manifest it references is there already.
 ///
 /// # Errors
 ///
