@@ -280,15 +280,13 @@ fn build_platform(
     Ok(PlatformBuild { layout, image, command, packages, base_blobs })
 }
 
-/// Returns `spec` with `debian.architecture` set to the Debian architecture
-/// of `platform` when the job installs packages and does not set it, so
-/// they are resolved for the platform being built. A `debian.architecture`
-/// that is set stays, and [`platforms::resolve`] rejected a conflicting one
-/// before.
-pub fn spec_for_platform(spec: &Spec, platform: &Platform) -> Spec {
+/// Returns `spec` with `debian.architecture` set as
+/// [`platforms::package_architecture`] gives it when the job installs
+/// packages, so they are resolved for the platform being built.
+fn spec_for_platform(spec: &Spec, platform: &Platform) -> Spec {
     let mut spec = spec.clone();
-    if !spec.image.packages.is_empty() && spec.debian.architecture.is_none() {
-        spec.debian.architecture = Some(platforms::debian_architecture(platform).to_owned());
+    if !spec.image.packages.is_empty() {
+        spec.debian.architecture = Some(platforms::package_architecture(&spec, platform));
     }
     spec
 }

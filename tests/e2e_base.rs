@@ -389,18 +389,27 @@ fn single_platform_base_rejects_other_platform() {
     assert!(!layout.exists(), "the failed build left its layout behind");
 }
 
+/// Builds a job on `base` (a path below the registry, such as
+/// `e2e/hello:13`), which must fail, and returns the full reference and
+/// kuul's stderr.
+fn build_on_missing_base(registry: &Registry, work: &Path, base: &str) -> (String, String) {
+    let missing = format!("{}/{base}", registry.host_port());
+    let job_dir = derived_job(work, &missing);
+
+    let output = build(&job_dir, &work.join("cache"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
+    (missing, stderr)
+}
+
 #[test]
 fn missing_base_tag_named() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
     publish_base(&registry, work.path());
-    let missing = format!("{}/e2e/hello:13", registry.host_port());
-    let job_dir = derived_job(work.path(), &missing);
 
-    let output = build(&job_dir, &work.path().join("cache"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (missing, stderr) = build_on_missing_base(&registry, work.path(), "e2e/hello:13");
 
-    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
     assert!(stderr.contains(&format!("base image `{missing}` not found")), "stderr:\n{stderr}");
     assert!(stderr.contains("hint: check the repository and the tag in `image.base`"), "stderr:\n{stderr}");
 }
@@ -409,13 +418,9 @@ fn missing_base_tag_named() {
 fn missing_base_repository_named() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
-    let missing = format!("{}/e2e/nothing:1", registry.host_port());
-    let job_dir = derived_job(work.path(), &missing);
 
-    let output = build(&job_dir, &work.path().join("cache"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (missing, stderr) = build_on_missing_base(&registry, work.path(), "e2e/nothing:1");
 
-    assert!(!output.status.success(), "the build succeeded:\n{stderr}");
     assert!(stderr.contains(&format!("base image `{missing}` not found")), "stderr:\n{stderr}");
 }
 

@@ -137,6 +137,13 @@ fn check_packages(spec: &Spec, requested: &[Platform]) -> Result<(), PlatformErr
     Ok(())
 }
 
+/// Returns the Debian architecture of the packages a job installs for
+/// `platform`: `debian.architecture` when kuul.toml sets it (which
+/// [`resolve`] has checked against the platform), else the platform's.
+pub fn package_architecture(spec: &Spec, platform: &Platform) -> String {
+    spec.debian.architecture.clone().unwrap_or_else(|| debian_architecture(platform).to_owned())
+}
+
 /// Returns the Debian architecture whose packages run on `platform`.
 /// Debian builds `armel` for ARMv5 (which ARMv6 runs too) and `armhf`
 /// for ARMv7, so `linux/arm/v5` and `linux/arm/v6` get `armel`, and any

@@ -35,9 +35,9 @@ pub(crate) fn render_checked(
 ) -> anyhow::Result<Rendered> {
     crate::k8s::render(spec, image, command, now).map_err(|error| {
         let mut message = String::from("invalid CronJob manifest");
-        for diagnostic in &error.errors {
+        for diagnostic in located(&error.errors, job_dir) {
             message.push('\n');
-            message.push_str(&located(diagnostic, job_dir));
+            message.push_str(&diagnostic);
         }
         anyhow::anyhow!(message)
     })
@@ -46,23 +46,30 @@ pub(crate) fn render_checked(
 /// Prints each warning as `warning: FILE:LINE: `key`: message` with its
 /// hint.
 pub(crate) fn print_warnings(warnings: &[Diagnostic], job_dir: &Path) {
-    for warning in warnings {
-        StderrReporter.warning(&located(warning, job_dir));
+    for warning in located(warnings, job_dir) {
+        StderrReporter.warning(&warning);
     }
 }
 
-/// Formats a diagnostic as `FILE:LINE: `key`: message` and its hint. The
-/// line is where kuul.toml sets the key, or else the nearest table of it;
-/// without either, only the file is named.
-fn located(diagnostic: &Diagnostic, job_dir: &Path) -> String {
+/// Formats each diagnostic as `FILE:LINE: `key`: message` and its hint.
+/// The line is where kuul.toml sets the key, or else the nearest table of
+/// it; without either, only the file is named.
+fn located(diagnostics: &[Diagnostic], job_dir: &Path) -> Vec<String> {
+    if diagnostics.is_empty() {
+        return Vec::new();
+    }
     let path = job_dir.join(SPEC_FILE);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let document = Document::parse(&text);
-    let line = KeyPath::parse(&diagnostic.key).and_then(|key| document.line_of(&key));
-    match line {
-        Some(line) => format!("{}:{line}: {diagnostic}", path.display()),
-        None => format!("{}: {diagnostic}", path.display()),
-    }
+
+    let locate = |diagnostic: &Diagnostic| {
+        let line = KeyPath::parse(&diagnostic.key).and_then(|key| document.line_of(&key));
+        match line {
+            Some(line) => format!("{}:{line}: {diagnostic}", path.display()),
+            None => format!("{}: {diagnostic}", path.display()),
+        }
+    };
+    diagnostics.iter().map(locate).collect()
 }
 
 /// Returns a pinned reference for checks that run before anything is

@@ -140,8 +140,7 @@ fn lock_targets(
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut targets = Vec::with_capacity(platforms.len());
     for platform in platforms {
-        let architecture =
-            crate::build::spec_for_platform(spec, platform).debian.architecture.expect("set for a job with packages");
+        let architecture = platforms::package_architecture(spec, platform);
         let installed = match base {
             Some(reference) => {
                 crate::build::base_installed_packages(reference, platform, pull_options, &runtime, &StderrReporter)?

@@ -29,6 +29,9 @@ use crate::sources::{Content, EntryKind, LayerContent};
 const MIN_CACHED_BYTES: u64 = 1 << 20;
 
 /// The compressed layers under `ROOT/layers`.
+///
+/// NOTE: nothing removes entries, so the cache grows with every distinct
+/// large layer until `ROOT/layers` is deleted.
 #[derive(Debug, Clone)]
 pub struct LayerCache {
     dir: PathBuf,
@@ -146,15 +149,7 @@ impl LayerCache {
         let record: Record = serde_json::from_slice(&fs::read(&record_path).ok()?).ok()?;
         let blob_path = self.blob_path(&record.digest);
 
-        let copied = (|| -> Result<Descriptor, ImageError> {
-            let mut source =
-                fs::File::open(&blob_path).map_err(|source| ImageError::Read { path: blob_path.clone(), source })?;
-            let mut writer = layout.blob_writer()?;
-            io::copy(&mut source, &mut writer)
-                .map_err(|source| ImageError::Read { path: blob_path.clone(), source })?;
-            writer.commit(LAYER_MEDIA_TYPE)
-        })();
-        match copied {
+        match copy_blob(&blob_path, layout) {
             Ok(descriptor) if descriptor.digest == record.digest && descriptor.size == record.size => {
                 Some(BuiltLayer {
                     descriptor,
@@ -215,6 +210,16 @@ impl LayerCache {
     fn blob_path(&self, digest: &str) -> PathBuf {
         self.dir.join("blobs").join(digest.trim_start_matches("sha256:"))
     }
+}
+
+/// Copies the file at `source` into `layout` as a layer blob and returns its
+/// descriptor, with the digest computed on the way.
+fn copy_blob(source: &Path, layout: &Layout) -> Result<Descriptor, ImageError> {
+    let read_error = |error| ImageError::Read { path: source.to_owned(), source: error };
+    let mut file = fs::File::open(source).map_err(read_error)?;
+    let mut writer = layout.blob_writer()?;
+    io::copy(&mut file, &mut writer).map_err(read_error)?;
+    writer.commit(LAYER_MEDIA_TYPE)
 }
 
 /// Compresses `layer` into a blob of `layout`.

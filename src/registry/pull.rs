@@ -89,18 +89,14 @@ pub(crate) async fn pull_base_with_policy(
     session.authenticate().await?;
     let (bytes, digest) = session.manifest(&top_reference(reference), reference.digest.as_deref()).await?;
 
-    let mut single_platform = false;
-    let image = match manifest::parse_document(&bytes, None)? {
-        ManifestDocument::Image(image) => {
-            single_platform = true;
-            image
-        }
+    let (image, single_platform) = match manifest::parse_document(&bytes, None)? {
+        ManifestDocument::Image(image) => (image, true),
         ManifestDocument::Index(entries) => {
             let chosen = manifest::select_platform(&entries, platform)?;
             let child = &chosen.descriptor.digest;
             let (bytes, _) = session.manifest(child, Some(child)).await?;
             match manifest::parse_document(&bytes, Some(&chosen.descriptor.media_type))? {
-                ManifestDocument::Image(image) => image,
+                ManifestDocument::Image(image) => (image, false),
                 ManifestDocument::Index(_) => {
                     return Err(BaseError::InvalidManifest { reason: "an index lists another index".to_owned() }.into());
                 }

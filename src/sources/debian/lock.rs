@@ -177,20 +177,17 @@ impl Lock {
         let invalid = |reason: String| DebianError::InvalidLock { path: path.to_owned(), reason };
 
         let table: toml::Table = toml::from_str(&text).map_err(|error| invalid(located(&text, &error)))?;
+        let message = |error: toml::de::Error| error.message().to_owned();
         let lock = match table.get("version").and_then(toml::Value::as_integer) {
-            Some(1) => table.try_into::<LockFileV1>().map(|file| Ok(Lock::from(file))),
-            Some(2) => table.try_into::<LockFile>().map(Lock::try_from),
+            Some(1) => table.try_into::<LockFileV1>().map(Lock::from).map_err(message),
+            Some(2) => table.try_into::<LockFile>().map_err(message).and_then(Lock::try_from),
             Some(other) if other > i64::from(LOCK_VERSION) => {
-                return Err(invalid(format!("version `{other}` was written by a newer kuul")));
+                Err(format!("version `{other}` was written by a newer kuul"))
             }
-            Some(other) => return Err(invalid(format!("unsupported version `{other}`"))),
-            None => return Err(invalid("missing integer `version`".to_owned())),
+            Some(other) => Err(format!("unsupported version `{other}`")),
+            None => Err("missing integer `version`".to_owned()),
         };
-        match lock {
-            Ok(Ok(lock)) => Ok(Some(lock)),
-            Ok(Err(reason)) => Err(invalid(reason)),
-            Err(error) => Err(invalid(error.message().to_owned())),
-        }
+        lock.map(Some).map_err(invalid)
     }
 
     /// Writes the lock to `path`, replacing the file atomically.

@@ -45,8 +45,8 @@ pub enum Trust<'a> {
 ///
 /// NOTE: key and signature expiry are not checked.
 pub fn fetch(fetcher: &Fetcher, suite: &str, trust: &Trust, check_valid_until: bool) -> Result<Release, DebianError> {
-    let (release, url) = fetch_unchecked(fetcher, suite, trust)?;
-    let release = release.map_err(|reason| DebianError::InvalidIndex { url: url.clone(), reason })?;
+    let (text, url) = fetch_signed_text(fetcher, suite, trust)?;
+    let release = parse(&text).map_err(|reason| DebianError::InvalidIndex { url: url.clone(), reason })?;
 
     if check_valid_until
         && let Some(valid_until) = release.valid_until
@@ -57,12 +57,9 @@ pub fn fetch(fetcher: &Fetcher, suite: &str, trust: &Trust, check_valid_until: b
     Ok(release)
 }
 
-/// Fetches and verifies the Release file and returns it parsed, with its URL.
-fn fetch_unchecked(
-    fetcher: &Fetcher,
-    suite: &str,
-    trust: &Trust,
-) -> Result<(Result<Release, String>, String), DebianError> {
+/// Fetches the Release file, verifies its signature, and returns its signed
+/// text with its URL.
+fn fetch_signed_text(fetcher: &Fetcher, suite: &str, trust: &Trust) -> Result<(String, String), DebianError> {
     let dists = format!("dists/{suite}");
 
     if let Some(inline) = fetcher.get(&format!("{dists}/InRelease"))? {
@@ -73,7 +70,7 @@ fn fetch_unchecked(
             Trust::Trusted => strip_cleartext_frame(&text).unwrap_or(text),
             Trust::Keyring(keyring) => verify_inline(&text, keyring, &url)?,
         };
-        return Ok((parse(&signed), url));
+        return Ok((signed, url));
     }
 
     let release_url = fetcher.url(&format!("{dists}/Release"));
@@ -90,7 +87,7 @@ fn fetch_unchecked(
 
     let text = String::from_utf8(release)
         .map_err(|_| DebianError::InvalidIndex { url: release_url.clone(), reason: "not UTF-8 text".to_owned() })?;
-    Ok((parse(&text), release_url))
+    Ok((text, release_url))
 }
 
 /// Reads every public key in a binary or ASCII-armored keyring file.
